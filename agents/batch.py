@@ -1,0 +1,107 @@
+"""Turn a batch of consumed Kafka messages into per-shard entries for the apply script.
+
+Pure: decoding, validation, source resolution and classification happen here, so the
+agent only moves bytes and the Lua script only sees clean, typed entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from agents.classify import RcrpMapping
+from demandmon.settings import LIVE_SOURCE, valid_source
+from schemas import ContractError, IncidentEvent, decode_event
+
+SOURCE_HEADER = "demandmon-source"
+# Messages whose source header is unusable are counted under this reserved name.
+UNKNOWN_SOURCE = "unknown"
+
+Entry = list[object]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    message: Consumed
+    source: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Plan:
+    shards: dict[tuple[str, int], list[Entry]] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    applied_candidates: int = 0
+
+    def add(self, source: str, partition: int, entry: Entry) -> None:
+        self.shards.setdefault((source, partition), []).append(entry)
+
+
+def source_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
+    """The replay source a message carries, ``live`` when none; None when unusable."""
+    for name, value in headers:
+        if name == SOURCE_HEADER:
+            try:
+                text = value.decode("ascii")
+            except (UnicodeDecodeError, AttributeError):
+                return None
+            return text if valid_source(text) and text != UNKNOWN_SOURCE else None
+    return LIVE_SOURCE
+
+
+def event_entry(offset: int, event: IncidentEvent, mapping: RcrpMapping) -> Entry:
+    cat_public, cat_partner = ("", "")
+    if event.opening_code is not None:
+        cat_public, cat_partner = mapping.categories(event.opening_code)
+    return [
+        offset,
+        1,
+        event.event_id,
+        event.incident_id,
+        event.type,
+        event.occurred_at_ms,
+        event.bcu or "",
+        cat_public,
+        cat_partner,
+        event.caller or "",
+        event.grade or "",
+        event.resource_id or "",
+        event.officers or 0,
+    ]
+
+
+def plan_batch(messages: Iterable[Consumed], mapping: RcrpMapping, max_bytes: int) -> Plan:
+    plan = Plan()
+    for msg in messages:
+        source = source_of(msg.headers)
+        if source is None:
+            reject(plan, msg, UNKNOWN_SOURCE, ContractError("bad_source", "source header"))
+            continue
+        try:
+            event = decode_event(msg.value or b"", max_bytes)
+            if msg.key is not None and msg.key != event.incident_id.encode():
+                raise ContractError("schema_violation", "message key is not the incident_id")
+        except ContractError as exc:
+            reject(plan, msg, source, exc)
+            continue
+        plan.add(source, msg.partition, event_entry(msg.offset, event, mapping))
+        plan.applied_candidates += 1
+    return plan
+
+
+def reject(plan: Plan, msg: Consumed, source: str, exc: ContractError) -> None:
+    plan.rejections.append(Rejection(msg, source, exc.reason, exc.detail))
+    # Counted through the same script, so the offset guard keeps the counter exact too.
+    plan.add(source, msg.partition, [msg.offset, 0, exc.reason])

@@ -1,0 +1,60 @@
+"""The worker's own metrics, on an injected registry, served at /metrics on its web port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    registry: CollectorRegistry
+    messages: Counter
+    batches: Counter
+    applied: Counter
+    duplicates: Counter
+    skipped: Counter
+    deadlettered: Counter
+    apply_failures: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
+        reg = registry or CollectorRegistry()
+        return cls(
+            registry=reg,
+            messages=Counter(
+                "demand_worker_messages", "Messages consumed from Kafka", registry=reg
+            ),
+            batches=Counter("demand_worker_batches", "Batches applied to Redis", registry=reg),
+            applied=Counter("demand_worker_events_applied", "Events applied", registry=reg),
+            duplicates=Counter(
+                "demand_worker_events_duplicate", "Duplicate events ignored", registry=reg
+            ),
+            skipped=Counter(
+                "demand_worker_messages_redelivered",
+                "Messages already applied (offset guard), e.g. after a crash",
+                registry=reg,
+            ),
+            deadlettered=Counter(
+                "demand_worker_deadlettered",
+                "Messages sent to the dead-letter topic",
+                ["reason"],
+                registry=reg,
+            ),
+            apply_failures=Counter(
+                "demand_worker_apply_failures",
+                "Batch applications that failed and were retried",
+                registry=reg,
+            ),
+            latency=Histogram(
+                "demand_worker_event_latency_seconds",
+                "Wall time from the Kafka message timestamp to the state change",
+                ["source_kind"],
+                buckets=LATENCY_BUCKETS,
+                registry=reg,
+            ),
+        )

@@ -1,0 +1,85 @@
+"""Alertmanager configuration: routes by severity, one webhook, inhibitions.
+
+The committed deploy/alertmanager/alertmanager.yml.tmpl holds the literal placeholder
+`__WEBHOOK_URL__` (the webhook URL is deployment-specific and may carry a token, so it
+never lives in the repository); `render_alertmanager` fills it in.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from demandmon.alerting import names as n
+from demandmon.alerting.rules import HEADER, dump_yaml
+
+TEMPLATE_FILE = "deploy/alertmanager/alertmanager.yml.tmpl"
+PLACEHOLDER = "__WEBHOOK_URL__"
+
+GROUP_BY = ["alertname", "source", "bcu"]
+# Per-BCU alerts are the ones carrying a bcu label; matching on its presence keeps the
+# inhibit rules right when an alert is added.
+PER_BCU = 'bcu=~".+"'
+
+
+def _receiver(name: str, url: str) -> dict[str, Any]:
+    return {"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
+
+
+def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+    route = {
+        "receiver": "demandmon-warning",
+        "group_by": GROUP_BY,
+        "group_wait": "30s",
+        "group_interval": "5m",
+        "repeat_interval": "4h",
+        "routes": [
+            {
+                # Pages go out quickly and repeat hourly until someone acts.
+                "matchers": ['severity="critical"'],
+                "receiver": "demandmon-critical",
+                "group_wait": "10s",
+                "repeat_interval": "1h",
+            },
+            {"matchers": ['severity="warning"'], "receiver": "demandmon-warning"},
+        ],
+    }
+    inhibit_rules = [
+        {
+            # A silent feed empties the windows: per-BCU figures for that source are
+            # not news until it recovers.
+            "source_matchers": [f'alertname="{n.ALERT_FEED_STALE}"'],
+            "target_matchers": [PER_BCU],
+            "equal": ["source"],
+        },
+        {
+            # With the worker down nothing is applied, for any source.
+            "source_matchers": [f'alertname="{n.ALERT_WORKER_DOWN}"'],
+            "target_matchers": [PER_BCU],
+        },
+        {
+            # A stopped worker also makes the feed look silent; report the cause only.
+            "source_matchers": [f'alertname="{n.ALERT_WORKER_DOWN}"'],
+            "target_matchers": [f'alertname="{n.ALERT_FEED_STALE}"'],
+        },
+    ]
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": route,
+        "receivers": [
+            _receiver("demandmon-critical", webhook_url),
+            _receiver("demandmon-warning", webhook_url),
+        ],
+        "inhibit_rules": inhibit_rules,
+    }
+
+
+def alertmanager_template() -> str:
+    return HEADER + dump_yaml(alertmanager_config(PLACEHOLDER))
+
+
+def render_alertmanager(webhook_url: str) -> str:
+    """The deployable config; the URL goes through the YAML dumper, so it is quoted safely."""
+    if not re.match(r"^https?://\S+$", webhook_url):
+        raise ValueError("webhook URL must be an http(s) URL without spaces")
+    return dump_yaml(alertmanager_config(webhook_url))

@@ -1,0 +1,74 @@
+"""Names shared by the rule, Alertmanager and dashboard generators.
+
+Kept in one place so an alert renamed here is renamed in its runbook link, its
+inhibit rules and the dashboards at once; tests check the runbook follows.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+# The 12 Basic Command Units, in the order the force lists them.
+BCU_NAMES: Final[dict[str, str]] = {
+    "AW": "Central West",
+    "AS": "Central South",
+    "CE": "Central East",
+    "CN": "Central North",
+    "EA": "East",
+    "NA": "North",
+    "NE": "North East",
+    "NW": "North West",
+    "SE": "South East",
+    "SN": "South",
+    "SW": "South West",
+    "WA": "West",
+}
+BCU_CODES: Final[tuple[str, ...]] = tuple(BCU_NAMES)
+Bcu = Literal["AW", "AS", "CE", "CN", "EA", "NA", "NE", "NW", "SE", "SN", "SW", "WA"]
+
+# The five categories the force reports as RCRP; `not_rcrp` is deliberately absent so
+# no rate or total built from this list can ever include it.
+RCRP_CATEGORY_NAMES: Final[dict[str, str]] = {
+    "concern_for_safety": "Concern for Safety",
+    "mental_health": "Mental Health",
+    "vulnerable": "Vulnerable",
+    "collapse_illness_injury_trapped": "Collapse/Illness/Inj/Trapped",
+    "welfare_check_partner": "Welfare Check Request (partners only)",
+}
+RCRP_CATEGORIES: Final[tuple[str, ...]] = tuple(RCRP_CATEGORY_NAMES)
+RCRP_CATEGORY_MATCHER: Final[str] = 'category=~"' + "|".join(RCRP_CATEGORIES) + '"'
+
+# Prometheus scrape jobs, as deploy/stack and docker-compose name them.
+JOB_WORKER: Final[str] = "demandmon-worker"
+JOB_EXPORTER: Final[str] = "demandmon-exporter"
+
+# Recording rules (level:metric:operations). Per-BCU series carry source and bcu;
+# London series carry source only and are built from sums, never from ratios.
+BCU_RCRP_INCIDENTS: Final[str] = "bcu:demand_rcrp_incidents:sum24h"
+BCU_RCRP_DEPLOYED: Final[str] = "bcu:demand_rcrp_deployed_incidents:sum24h"
+BCU_RCRP_RATE: Final[str] = "bcu:demand_rcrp_deployment_rate:ratio24h"
+LONDON_RCRP_INCIDENTS: Final[str] = "london:demand_rcrp_incidents:sum24h"
+LONDON_RCRP_DEPLOYED: Final[str] = "london:demand_rcrp_deployed_incidents:sum24h"
+LONDON_RCRP_RATE: Final[str] = "london:demand_rcrp_deployment_rate:ratio24h"
+BCU_GRADED: Final[str] = "bcu:demand_graded_incidents:sum24h"
+BCU_ATTENDED: Final[str] = "bcu:demand_attended_within_target_incidents:sum24h"
+BCU_ATTENDED_RATIO: Final[str] = "bcu:demand_attended_within_target:ratio24h"
+LONDON_GRADED: Final[str] = "london:demand_graded_incidents:sum24h"
+LONDON_ATTENDED: Final[str] = "london:demand_attended_within_target_incidents:sum24h"
+LONDON_ATTENDED_RATIO: Final[str] = "london:demand_attended_within_target:ratio24h"
+
+# Alert names. Per-BCU alerts carry `bcu` and `source` labels; Alertmanager inhibits
+# them (matched by the presence of `bcu`) while the feed or the worker is down.
+ALERT_RCRP_RATE: Final[str] = "DemandRcrpDeploymentRateHigh"
+ALERT_IGRADE_OPEN: Final[str] = "DemandIGradeOpenListHigh"
+ALERT_IGRADE_OLDEST: Final[str] = "DemandIGradeOldestOpenPastTarget"
+ALERT_IGRADE_ATTENDED: Final[str] = "DemandIGradeAttendedWithinTargetLow"
+ALERT_S136_HANDOVER: Final[str] = "DemandS136HandoverOver60Minutes"
+ALERT_FEED_STALE: Final[str] = "DemandLiveFeedStale"
+ALERT_DEAD_LETTER: Final[str] = "DemandDeadLetterRejectionsRising"
+ALERT_WORKER_DOWN: Final[str] = "DemandmonWorkerDown"
+ALERT_EXPORTER_DOWN: Final[str] = "DemandmonExporterDown"
+
+# Datasource every panel and target uses; grafana/provisioning pins the same uid.
+DATASOURCE_UID: Final[str] = "demandmon-prometheus"
+DATASOURCE_TYPE: Final[str] = "prometheus"

@@ -1,0 +1,1 @@
+"""Demand state in Redis: key layout, the atomic apply script, and readers."""

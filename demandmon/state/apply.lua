@@ -1,0 +1,272 @@
+-- Apply one batch of events for one (source, partition) shard, atomically.
+-- Exactly-once effect: a partition-offset guard skips anything already applied, and a
+-- per-shard set of event ids drops duplicates. Every incident is stored whole; each event
+-- retracts the incident's old contribution to the counters and adds its new one, so
+-- reclassification, regrades and out-of-order arrival never count anything twice.
+--
+-- KEYS[1]  shard key prefix, e.g. "dm:{live:3}:" (one hash tag: one Redis Cluster slot)
+-- ARGV[1]  wall clock, ms            ARGV[2] retention horizon, ms
+-- ARGV[3]  future limit, ms (-1: no limit; live only)
+-- ARGV[4]  batch: JSON array of entries in offset order
+--          event:  [offset, 1, event_id, incident_id, type, ts_ms, bcu, cat_public,
+--                   cat_partner, caller, grade, resource_id, officers]
+--          reject: [offset, 0, reason]
+-- ARGV[5]  most incidents to prune in this call
+local base = KEYS[1]
+local now = tonumber(ARGV[1])
+local retention = tonumber(ARGV[2])
+local future_limit = tonumber(ARGV[3])
+local batch = cjson.decode(ARGV[4])
+local prune_limit = tonumber(ARGV[5])
+
+local META, INC, AGE, SEEN = base .. 'meta', base .. 'inc', base .. 'age', base .. 'seen'
+local ALL, NOW, HOURS, DAYS = base .. 'all', base .. 'now', base .. 'hours', base .. 'days'
+local I_TARGET, S_TARGET, S136_TARGET = 900000, 3600000, 3600000
+
+local function int(x) return string.format('%d', x) end
+
+local wm = tonumber(redis.call('HGET', META, 'wm') or '-1')
+local last_offset = tonumber(redis.call('HGET', META, 'off') or '-1')
+
+local cache, dirty = {}, {}
+local deltas = {}      -- counter key -> field -> delta
+local gauges = {}      -- field -> delta, on NOW
+local buckets = {}     -- hour/day keys registered in this call
+local counts = {applied = 0, duplicate = 0, skipped = 0}
+local rejected = {}
+
+local function load(id)
+  local st = cache[id]
+  if st == nil then
+    local raw = redis.call('HGET', INC, id)
+    if raw then st = cjson.decode(raw) else st = {} end
+    cache[id] = st
+  end
+  return st
+end
+
+local function category(st)
+  local cat
+  if st.cl == 'p' then cat = st.cp else cat = st.cq end
+  if cat == nil or cat == '' then return 'not_rcrp' end
+  return cat
+end
+
+-- What one incident adds to the counters: bucket fields, gauge fields, zset memberships.
+local function contribution(st)
+  if st.c == nil then return nil end
+  local b, n = {}, {}
+  local bcu, cat, g = st.b, category(st), st.g or 'U'
+  b['i|' .. bcu .. '|' .. cat] = 1
+  if st.dep then b['d|' .. bcu .. '|' .. cat] = 1 end
+  b['g|' .. bcu .. '|' .. g] = 1
+  if st.fa then
+    local lag = st.fa - st.c
+    if (g == 'I' and lag <= I_TARGET) or (g == 'S' and lag <= S_TARGET) then
+      b['w|' .. bcu .. '|' .. g] = 1
+    end
+  end
+  local officer_ms = 0
+  if st.r then
+    for _, r in pairs(st.r) do
+      if r.a and r.c and r.n and r.c > r.a then officer_ms = officer_ms + (r.c - r.a) * r.n end
+    end
+  end
+  if officer_ms > 0 then b['oh|' .. bcu .. '|' .. cat] = officer_ms end
+  if st.sd then
+    b['s|' .. bcu] = 1
+    if st.sh then
+      if st.sh > st.sd then b['so|' .. bcu] = st.sh - st.sd end
+    else
+      n['k|' .. bcu] = 1
+    end
+  end
+  if st.sa and st.sh then
+    local wait = st.sh - st.sa
+    b['sh|' .. bcu] = 1
+    if wait > 0 then b['sw|' .. bcu] = wait end
+    if wait > S136_TARGET then b['sb|' .. bcu] = 1 end
+  end
+  local open_key, wait_key = nil, nil
+  if not st.x then
+    n['o|' .. bcu .. '|' .. g] = 1
+    open_key = base .. 'open:' .. bcu .. ':' .. g
+    if st.fa == nil and (g == 'I' or g == 'S') then wait_key = base .. 'wait:' .. bcu .. ':' .. g end
+  end
+  return {b = b, n = n, open = open_key, wait = wait_key}
+end
+
+local function add(key, field, v)
+  local t = deltas[key]
+  if t == nil then t = {}; deltas[key] = t end
+  t[field] = (t[field] or 0) + v
+end
+
+local function bucket_keys(created)
+  local hour = math.floor(created / 3600000) * 3600
+  local day = math.floor(created / 86400000) * 86400
+  local hk, dk = base .. 'h:' .. int(hour), base .. 'd:' .. int(day)
+  if not buckets[hk] then
+    buckets[hk] = true
+    redis.call('ZADD', HOURS, hour, int(hour))
+    redis.call('ZADD', DAYS, day, int(day))
+  end
+  return hk, dk
+end
+
+local function shift(id, created, con, sign)
+  if con == nil then return end
+  local hk, dk = bucket_keys(created)
+  for f, v in pairs(con.b) do
+    add(hk, f, sign * v); add(dk, f, sign * v); add(ALL, f, sign * v)
+  end
+  for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) + sign * v end
+end
+
+local function move_member(id, old_key, new_key, score)
+  if old_key == new_key then return end
+  if old_key then redis.call('ZREM', old_key, id) end
+  if new_key then redis.call('ZADD', new_key, score, id) end
+end
+
+local function set_code(st, ts, cp, cq)
+  if st.ct == nil or ts >= st.ct then st.ct = ts; st.cp = cp; st.cq = cq end
+end
+
+local function set_grade(st, ts, g)
+  if st.gt == nil or ts >= st.gt then st.gt = ts; st.g = g end
+end
+
+local function resource(st, rid)
+  if st.r == nil then st.r = {} end
+  local r = st.r[rid]
+  if r == nil then r = {}; st.r[rid] = r end
+  return r
+end
+
+local function merge(st, e)
+  local kind, ts = e[5], e[6]
+  if st.lt == nil or ts > st.lt then st.lt = ts end
+  if kind == 'created' then
+    if st.c == nil then
+      st.c = ts; st.b = e[7]
+      if e[10] == 'public' then st.cl = 'p' else st.cl = 'q' end
+    end
+    set_code(st, ts, e[8], e[9])
+    if e[11] ~= '' then set_grade(st, ts, e[11]) end
+  elseif kind == 'classified' then set_code(st, ts, e[8], e[9])
+  elseif kind == 'graded' then set_grade(st, ts, e[11])
+  elseif kind == 'resource_assigned' then
+    st.dep = 1
+    local r = resource(st, e[12])
+    if r.a == nil or ts <= r.a then r.a = ts; r.n = e[13] end
+  elseif kind == 'resource_arrived' then
+    if st.fa == nil or ts < st.fa then st.fa = ts end
+  elseif kind == 'resource_cleared' then
+    local r = resource(st, e[12])
+    if r.c == nil or ts > r.c then r.c = ts end
+  elseif kind == 's136_detained' then
+    if st.sd == nil or ts < st.sd then st.sd = ts end
+  elseif kind == 's136_arrived_pos' then
+    if st.sa == nil or ts < st.sa then st.sa = ts end
+  elseif kind == 's136_handover' then
+    if st.sh == nil or ts < st.sh then st.sh = ts end
+  elseif kind == 'closed' or kind == 'cancelled' then st.x = 1
+  end
+end
+
+local function reject(reason) rejected[reason] = (rejected[reason] or 0) + 1 end
+
+local max_offset = last_offset
+for _, e in ipairs(batch) do
+  local offset = e[1]
+  if offset <= last_offset then
+    counts.skipped = counts.skipped + 1
+  else
+    if offset > max_offset then max_offset = offset end
+    if e[2] == 0 then
+      reject(e[3])
+    else
+      local eid, id, ts = e[3], e[4], e[6]
+      if redis.call('ZSCORE', SEEN, eid) then
+        counts.duplicate = counts.duplicate + 1
+      elseif wm >= 0 and ts < wm - retention then
+        reject('too_late')
+      elseif future_limit >= 0 and ts > now + future_limit then
+        reject('too_far_future')
+      else
+        redis.call('ZADD', SEEN, ts, eid)
+        local st = load(id)
+        local old = contribution(st)
+        merge(st, e)
+        local new = contribution(st)
+        if st.c ~= nil then
+          shift(id, st.c, old, -1)
+          shift(id, st.c, new, 1)
+          move_member(id, old and old.open, new and new.open, st.c)
+          move_member(id, old and old.wait, new and new.wait, st.c)
+        end
+        dirty[id] = true
+        if ts > wm then wm = ts end
+        counts.applied = counts.applied + 1
+      end
+    end
+  end
+end
+
+for id, _ in pairs(dirty) do
+  local st = cache[id]
+  redis.call('HSET', INC, id, cjson.encode(st))
+  redis.call('ZADD', AGE, st.c or st.lt, id)
+end
+
+-- Retention: drop incidents, buckets and event ids older than the horizon.
+local orphaned = 0
+if wm >= 0 then
+  local horizon = wm - retention
+  local old_ids = redis.call('ZRANGEBYSCORE', AGE, '-inf', '(' .. int(horizon), 'LIMIT', 0, prune_limit)
+  for _, id in ipairs(old_ids) do
+    local st = load(id)
+    if st.c == nil then
+      orphaned = orphaned + 1
+    else
+      local con = contribution(st)
+      for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) - v end
+      if con.open then redis.call('ZREM', con.open, id) end
+      if con.wait then redis.call('ZREM', con.wait, id) end
+    end
+    redis.call('HDEL', INC, id)
+    redis.call('ZREM', AGE, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', SEEN, '-inf', '(' .. int(horizon))
+  local horizon_s = math.floor(horizon / 1000)
+  for _, h in ipairs(redis.call('ZRANGEBYSCORE', HOURS, '-inf', '(' .. int(horizon_s - 3600))) do
+    redis.call('DEL', base .. 'h:' .. h)
+  end
+  redis.call('ZREMRANGEBYSCORE', HOURS, '-inf', '(' .. int(horizon_s - 3600))
+  for _, d in ipairs(redis.call('ZRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))) do
+    redis.call('DEL', base .. 'd:' .. d)
+  end
+  redis.call('ZREMRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))
+end
+
+for key, fields in pairs(deltas) do
+  for f, v in pairs(fields) do
+    if v ~= 0 then redis.call('HINCRBY', key, f, int(v)) end
+  end
+end
+for f, v in pairs(gauges) do
+  if v ~= 0 then redis.call('HINCRBY', NOW, f, int(v)) end
+end
+
+redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
+if counts.applied > 0 then redis.call('HINCRBY', META, 'applied', counts.applied) end
+if counts.duplicate > 0 then redis.call('HINCRBY', META, 'duplicate', counts.duplicate) end
+if orphaned > 0 then redis.call('HINCRBY', META, 'orphaned', orphaned) end
+local reply = {counts.applied, counts.duplicate, counts.skipped, orphaned}
+for reason, n in pairs(rejected) do
+  redis.call('HINCRBY', META, 'rej:' .. reason, n)
+  table.insert(reply, reason)
+  table.insert(reply, n)
+end
+return reply

@@ -1,0 +1,18 @@
+"""Redis key layout. Every key of one (source, partition) shard shares a hash tag, so one
+batch touches one Redis Cluster slot. Keys hold only allow-listed values (prefix, source
+name, partition number, BCU, grade, bucket start); incident and event ids live inside
+hashes and sorted sets, never in key names."""
+
+from __future__ import annotations
+
+
+def shard(prefix: str, source: str, partition: int) -> str:
+    return f"{prefix}:{{{source}:{partition}}}:"
+
+
+def sources(prefix: str) -> str:
+    return f"{prefix}:sources"
+
+
+def partitions(prefix: str, source: str) -> str:
+    return f"{prefix}:parts:{source}"

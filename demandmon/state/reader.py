@@ -1,0 +1,116 @@
+"""Read a source's figures from Redis: windows summed server-side per shard, then summed
+across shards here. Stateless, so any number of exporters agree."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from agents.windows import WINDOWS, window_buckets
+from demandmon.settings import LIVE_SOURCE
+from demandmon.state import keys
+from schemas import BCU_CODES
+
+READ_LUA = Path(__file__).with_name("read.lua").read_text()
+TARGET_S = {"I": 900, "S": 3600}
+
+
+@dataclass
+class SourceFigures:
+    source: str
+    watermark_s: float | None
+    window_end_s: float
+    last_processed_s: float | None
+    windows: dict[str, Counter[str]] = field(default_factory=dict)
+    now: Counter[str] = field(default_factory=Counter)
+    meta: Counter[str] = field(default_factory=Counter)
+    past_target: Counter[str] = field(default_factory=Counter)
+    oldest_open_i_created_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def known(self) -> bool:
+        return self.watermark_s is not None
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class StateReader:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.script = client.register_script(READ_LUA)
+
+    def sources(self) -> list[str]:
+        return sorted(_decode(s) for s in self.client.smembers(keys.sources(self.prefix)))
+
+    def partitions(self, source: str) -> list[int]:
+        members = self.client.smembers(keys.partitions(self.prefix, source))
+        return sorted(int(_decode(p)) for p in members)
+
+    def read(
+        self, source: str, now_s: float, windows: dict[str, int] | None = None, totals: bool = True
+    ) -> SourceFigures:
+        shards = [keys.shard(self.prefix, source, p) for p in self.partitions(source)]
+        pipe = self.client.pipeline(transaction=False)
+        for base in shards:
+            pipe.hmget(base + "meta", "wm", "lw")
+        marks = [(w, lw) for w, lw in pipe.execute()]
+        wms = [int(w) for w, _ in marks if w is not None and int(w) >= 0]
+        lws = [int(lw) for _, lw in marks if lw is not None]
+        watermark = max(wms) / 1000 if wms else None
+        # Live windows end now, so a silent feed shows falling figures; replays end at
+        # their own watermark, so a replay at any speed shows the same numbers.
+        end = now_s if source == LIVE_SOURCE or watermark is None else watermark
+        figures = SourceFigures(
+            source=source,
+            watermark_s=watermark,
+            window_end_s=end,
+            last_processed_s=max(lws) / 1000 if lws else None,
+        )
+        spans = windows if windows is not None else WINDOWS
+        request = {
+            "windows": [
+                [name, list(b.hours), list(b.days)]
+                for name, hours in spans.items()
+                for b in [window_buckets(end, hours)]
+            ],
+            "all": totals,
+            "past": [
+                [bcu, grade, int((end - target) * 1000)]
+                for bcu in BCU_CODES
+                for grade, target in TARGET_S.items()
+            ],
+            "oldest": list(BCU_CODES),
+        }
+        arg = json.dumps(request, separators=(",", ":"))
+        pipe = self.client.pipeline(transaction=False)
+        for base in shards:
+            self.script(keys=[base], args=[arg], client=pipe)
+        for raw in pipe.execute():
+            self._absorb(figures, json.loads(raw))
+        return figures
+
+    @staticmethod
+    def _absorb(figures: SourceFigures, doc: dict[str, dict[str, object]]) -> None:
+        for name, fields in doc["windows"].items():
+            acc = figures.windows.setdefault(name, Counter())
+            for f, v in fields.items():  # type: ignore[attr-defined]
+                acc[f] += int(v)
+        for f, v in doc["now"].items():
+            figures.now[f] += int(str(v))
+        for f, v in doc["meta"].items():
+            if f not in ("wm", "lw", "off"):
+                figures.meta[f] += int(str(v))
+        for f, v in doc["past"].items():
+            figures.past_target[f] += int(str(v))
+        for bcu, created_ms in doc["oldest"].items():
+            created = int(float(str(created_ms))) / 1000
+            current = figures.oldest_open_i_created_s.get(bcu)
+            if current is None or created < current:
+                figures.oldest_open_i_created_s[bcu] = created

@@ -1,0 +1,49 @@
+"""`demandmon stack up | down | status`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deploy.stack.control import PORT_NAMES, down, status, up
+from deploy.stack.layout import StackLayout
+from deploy.stack.procs import StackError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="demandmon stack", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--name", default="default", help="stack name (default: default)")
+    parser.add_argument("--dir", type=Path, default=Path(".stack"), help="state folder")
+    parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
+    parser.add_argument("--webhook-url", default="", help="Alertmanager webhook receiver URL")
+    parser.add_argument("--purge", action="store_true", help="with down: delete data too")
+    for port in PORT_NAMES:
+        parser.add_argument(f"--{port.replace('_', '-')}-port", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.action == "up":
+            ports = {p: getattr(args, f"{p}_port") for p in PORT_NAMES}
+            state = up(args.dir, args.name, ports, args.scrape_interval, args.webhook_url)
+            layout = StackLayout(args.dir, args.name)
+            print(f"stack {args.name} is up; endpoints in {layout.env_file}:")
+            for key, value in state.endpoints().items():
+                shown = value.replace(state.redis_password, "***") if "REDIS" in key else value
+                print(f"  {key}={shown}")
+        elif args.action == "down":
+            stopped = down(args.dir, args.name, purge=args.purge)
+            print(f"stack {args.name}: stopped {', '.join(stopped) or 'nothing'}")
+        else:
+            states = status(args.dir, args.name)
+            for service, running in states.items():
+                print(f"{service:13} {'up' if running else 'down'}")
+            return 0 if all(states.values()) else 1
+    except StackError as exc:
+        print(f"demandmon stack: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,97 @@
+"""`stack up | down | status`: idempotent start and exact stop of the local services."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+import uuid
+from pathlib import Path
+
+from deploy.stack.install import ensure_debian_packages, ensure_kafka_jars
+from deploy.stack.layout import SERVICES, StackLayout, StackState
+from deploy.stack.procs import StackError, alive, free_port, port_in_use, stop
+from deploy.stack.services import marker, readiness, start_and_wait
+
+PORT_NAMES = ("kafka", "kafka_controller", "redis", "prometheus", "alertmanager", "worker", "exporter")
+# The service that owns each listening port (worker and exporter are started by their CLIs).
+PORT_OWNER = {"kafka_controller": "kafka"}
+
+
+def _new_state(name: str, ports: dict[str, int], scrape_interval: str, webhook: str) -> StackState:
+    chosen = {p: ports.get(p) or free_port() for p in PORT_NAMES}
+    if len(set(chosen.values())) != len(chosen):
+        raise StackError("stack: two services were given the same port")
+    state = StackState(
+        name=name,
+        ports=chosen,
+        redis_password=secrets.token_hex(16),
+        # Kafka wants a url-safe base64 uuid, the shape its random-uuid tool prints.
+        kafka_cluster_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+        scrape_interval=scrape_interval,
+    )
+    state.webhook_url = webhook or f"http://127.0.0.1:{chosen['exporter']}/alerts"
+    return state
+
+
+def _running(service: str, layout: StackLayout, state: StackState) -> bool:
+    pid = state.pids.get(service)
+    if pid is None or not alive(pid, marker(service, layout, state)):
+        return False
+    try:
+        return readiness(service, state)()
+    except Exception:  # noqa: BLE001 - not answering counts as not running
+        return False
+
+
+def up(
+    root: Path,
+    name: str,
+    ports: dict[str, int] | None = None,
+    scrape_interval: str = "5s",
+    webhook_url: str = "",
+) -> StackState:
+    layout = StackLayout(root, name)
+    state = layout.load() or _new_state(name, ports or {}, scrape_interval, webhook_url)
+    ensure_debian_packages(layout.log("install"))
+    ensure_kafka_jars(layout.log("install"))
+    for service in SERVICES:
+        if _running(service, layout, state):
+            continue
+        owned = [p for p in PORT_NAMES if PORT_OWNER.get(p, p) == service]
+        for port_name in owned:
+            if port_in_use(state.ports[port_name]):
+                raise StackError(
+                    f"{service}: port {state.ports[port_name]} on 127.0.0.1 is in use "
+                    f"(log: {layout.log(service)})"
+                )
+        state.pids[service] = start_and_wait(service, layout, state)
+        layout.save(state)
+    layout.save(state)
+    return state
+
+
+def down(root: Path, name: str, purge: bool = False) -> list[str]:
+    """Stop exactly the processes this stack started; returns the services stopped."""
+    layout = StackLayout(root, name)
+    state = layout.load()
+    stopped: list[str] = []
+    if state is not None:
+        # Reverse order: Prometheus and Alertmanager first, Kafka last.
+        for service in reversed(SERVICES):
+            pid = state.pids.pop(service, None)
+            if pid is not None and alive(pid, marker(service, layout, state)):
+                stop(pid, marker(service, layout, state))
+                stopped.append(service)
+        layout.save(state)
+    if purge and layout.dir.exists():
+        shutil.rmtree(layout.dir)
+    return stopped
+
+
+def status(root: Path, name: str) -> dict[str, bool]:
+    layout = StackLayout(root, name)
+    state = layout.load()
+    if state is None:
+        return dict.fromkeys(SERVICES, False)
+    return {service: _running(service, layout, state) for service in SERVICES}

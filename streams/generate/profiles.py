@@ -1,0 +1,222 @@
+"""Generator profiles, as data.
+
+A profile fixes what must come out exactly (incidents and deployments per RCRP category,
+I-grade incidents, s136 detentions, incidents left open at the end) and the period; the seed
+only decides where and when things happen. The RCRP briefing figures:
+
+* ``met-nov-2022`` / ``met-nov-2023``: all RCRP incidents 33,380 (13,305 deployed) and
+  27,872 (7,310 deployed). The briefing gives only the totals, so they are split over the
+  five categories in proportion to the category table (largest remainder).
+* ``categories-2022`` / ``categories-2023``: the category table of the design brief, to
+  the unit.
+* 2023 has exactly ``round(0.814 * N2022)`` I-grade incidents and open incidents at the
+  end (18.6% fewer) and 205 fewer s136 detentions than 2022.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+LONDON: Final = ZoneInfo("Europe/London")
+
+CFS: Final = "concern_for_safety"
+MH: Final = "mental_health"
+VULN: Final = "vulnerable"
+CIIT: Final = "collapse_illness_injury_trapped"
+WCP: Final = "welfare_check_partner"
+NOT_RCRP: Final = "not_rcrp"
+RCRP_CATEGORIES: Final = (CFS, MH, VULN, CIIT, WCP)
+
+IGRADE_RATIO_2023: Final = 0.814
+
+
+@dataclass(frozen=True)
+class Block:
+    """``incidents`` incidents whose final category is ``category``, ``deployed`` of them
+    with at least one resource assigned. ``bcu`` None: drawn by the BCU weights. ``span``:
+    creation hours (from, to) relative to the profile start; None: the whole period along
+    the daily/weekly curve."""
+
+    category: str
+    incidents: int
+    deployed: int
+    bcu: str | None = None
+    span: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    start: int  # epoch seconds (UTC) of the first hour
+    hours: int  # creation period length
+    tail_s: int  # events may run this long after the period end (then nothing)
+    blocks: tuple[Block, ...]
+    igrade: int  # incidents whose final grade is I
+    s136: int  # s136 detentions
+    open_at_end: int  # incidents neither closed nor cancelled at the end
+    quick_handover_share: float  # share of s136 handovers within 60 minutes
+    s136_bcu: str | None = None  # s136 only in this BCU (None: anywhere)
+    s136_waits_min: tuple[int, ...] = ()  # fixed handover waits (minutes), else drawn
+    s136_lead_s: int = 0  # s136 only on incidents created this long before the cutoff
+    on_time_share: float = 0.86  # I/S first attended within target
+    regrade_share: float = 0.08
+    reclass_share: float = 0.07
+
+    @property
+    def end(self) -> int:
+        return self.start + self.hours * 3600
+
+    @property
+    def cutoff(self) -> int:
+        """The latest event time: one second before the period end (plus the tail)."""
+        return self.end + self.tail_s - 1
+
+    @property
+    def incidents(self) -> int:
+        return sum(b.incidents for b in self.blocks)
+
+
+def london_midnight(year: int, month: int, day: int) -> int:
+    return int(datetime(year, month, day, tzinfo=LONDON).timestamp())
+
+
+def utc(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+
+
+def _blocks(rcrp: dict[str, tuple[int, int]], other: tuple[int, int]) -> tuple[Block, ...]:
+    rows = [Block(cat, inc, dep) for cat, (inc, dep) in rcrp.items()]
+    return (*rows, Block(NOT_RCRP, other[0], other[1]))
+
+
+NOV_HOURS: Final = 28 * 24
+
+# met-nov: the briefing totals split in proportion to the category table.
+MET_NOV_2022: Final = {
+    CFS: (15968, 7912),
+    MH: (9610, 1895),
+    VULN: (4483, 2425),
+    CIIT: (3044, 942),
+    WCP: (275, 131),
+}
+MET_NOV_2023: Final = {
+    CFS: (12196, 3651),
+    MH: (9262, 1168),
+    VULN: (4331, 2074),
+    CIIT: (1970, 369),
+    WCP: (113, 48),
+}
+# categories: the design brief's category table, to the unit.
+CATEGORIES_2022: Final = {
+    CFS: (4292, 2284),
+    MH: (2583, 547),
+    VULN: (1205, 700),
+    CIIT: (818, 272),
+    WCP: (74, 38),
+}
+CATEGORIES_2023: Final = {
+    CFS: (3126, 919),
+    MH: (2374, 294),
+    VULN: (1110, 522),
+    CIIT: (505, 93),
+    WCP: (29, 12),
+}
+
+MET_IGRADE_2022: Final = 18000
+MET_OPEN_2022: Final = 350
+CAT_IGRADE_2022: Final = 6000
+CAT_OPEN_2022: Final = 120
+S136_2022: Final = 640
+S136_2023: Final = 435
+
+
+def _nov(
+    name: str,
+    year: int,
+    rcrp: dict[str, tuple[int, int]],
+    other: tuple[int, int],
+    igrade_2022: int,
+    open_2022: int,
+) -> Profile:
+    later = year == 2023
+    return Profile(
+        name=name,
+        start=london_midnight(year, 11, 1),
+        hours=NOV_HOURS,
+        tail_s=0,
+        blocks=_blocks(rcrp, other),
+        igrade=round(IGRADE_RATIO_2023 * igrade_2022) if later else igrade_2022,
+        s136=S136_2023 if later else S136_2022,
+        open_at_end=round(IGRADE_RATIO_2023 * open_2022) if later else open_2022,
+        quick_handover_share=0.30 if later else 0.12,
+    )
+
+
+_SAMPLE_BLOCKS: Final = (
+    Block(CFS, 6, 3),
+    Block(MH, 5, 2),
+    Block(VULN, 3, 2),
+    Block(CIIT, 3, 1),
+    Block(WCP, 2, 1),
+    Block(NOT_RCRP, 31, 16),
+)
+
+# SE: Mental Health deployment rate 24/28 = 86% (16/14 in the last hour); elsewhere
+# RCRP incidents are not deployed, so no other BCU/category rate can trip an alert.
+_BREACH_BLOCKS: Final = (
+    Block(MH, 6, 5, bcu="SE", span=(0, 1)),
+    Block(MH, 6, 5, bcu="SE", span=(1, 3)),
+    Block(MH, 16, 14, bcu="SE", span=(3, 4)),
+    Block(MH, 12, 0),
+    Block(CFS, 30, 0),
+    Block(VULN, 10, 0),
+    Block(CIIT, 8, 0),
+    Block(WCP, 2, 0),
+    Block(NOT_RCRP, 100, 45),
+)
+
+ALL_PROFILES: Final[dict[str, Profile]] = {
+    p.name: p
+    for p in (
+        _nov("met-nov-2022", 2022, MET_NOV_2022, (40000, 24000), MET_IGRADE_2022, MET_OPEN_2022),
+        _nov("met-nov-2023", 2023, MET_NOV_2023, (40000, 24000), MET_IGRADE_2022, MET_OPEN_2022),
+        _nov(
+            "categories-2022", 2022, CATEGORIES_2022, (14000, 8400), CAT_IGRADE_2022, CAT_OPEN_2022
+        ),
+        _nov(
+            "categories-2023", 2023, CATEGORIES_2023, (14000, 8400), CAT_IGRADE_2022, CAT_OPEN_2022
+        ),
+        Profile(
+            name="sample",
+            start=utc("2023-11-03T18:00:00"),
+            hours=2,
+            tail_s=3 * 3600,
+            blocks=_SAMPLE_BLOCKS,
+            igrade=12,
+            s136=2,
+            open_at_end=4,
+            quick_handover_share=0.5,
+            s136_lead_s=4 * 3600,
+        ),
+        Profile(
+            name="breach",
+            start=utc("2023-11-10T18:00:00"),
+            hours=4,
+            tail_s=0,
+            blocks=_BREACH_BLOCKS,
+            igrade=40,
+            s136=2,
+            open_at_end=0,
+            quick_handover_share=0.0,
+            s136_bcu="SE",
+            s136_waits_min=(95, 35),
+            s136_lead_s=3 * 3600,
+            on_time_share=1.0,
+        ),
+    )
+}
+
+PROFILES: Final[tuple[str, ...]] = tuple(ALL_PROFILES)

@@ -1,0 +1,124 @@
+"""`demandmon replay FILE --source NAME`: send an event file through the pipeline with
+event time preserved (optionally shifted), as fast as possible or at X times real time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from demandmon.settings import LIVE_SOURCE, get_settings, valid_source
+from streams.replay.producer import ReplayReport, make_producer, send_all
+from streams.replay.reader import Record, ReplayFileError, read_records
+from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
+from streams.topics import KafkaUnavailable, ensure_topics
+
+
+class _Args(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"demandmon replay: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Args(prog="demandmon replay", description=__doc__)
+    p.add_argument("file", type=Path, help="JSON Lines event file (.jsonl or .jsonl.gz)")
+    p.add_argument("--source", required=True, help="source name the figures are kept under")
+    p.add_argument("--speed", type=float, default=None, help="X times real time (default: max)")
+    p.add_argument("--shift", default=None, help="move event times, e.g. 52w, -1d, 3h")
+    p.add_argument("--rebase", choices=["now"], default=None, help="make the stream look live")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def _bounds(path: Path) -> tuple[int, int, int]:
+    first, last, count = None, None, 0
+    for item in read_records(path):
+        if isinstance(item, Record):
+            count += 1
+            first = item.occurred_ms if first is None else min(first, item.occurred_ms)
+            last = item.occurred_ms if last is None else max(last, item.occurred_ms)
+    if first is None or last is None:
+        raise ReplayFileError(f"{path}: holds no readable events")
+    return first, last, count
+
+
+def _progress(total: int) -> object:
+    def show(report: ReplayReport) -> None:
+        done = report.sent
+        rate = report.rate
+        eta = (total - done) / rate if rate > 0 else 0
+        bar = "#" * int(30 * done / total) if total else ""
+        print(
+            f"\r[{bar:<30}] {done:,}/{total:,} {rate:,.0f} ev/s ETA {eta:,.0f}s ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if not valid_source(args.source) or args.source == "unknown":
+        print(
+            "demandmon replay: --source must be 1-40 characters of a-z 0-9 . _ - "
+            "starting with a letter or digit (and not 'unknown')",
+            file=sys.stderr,
+        )
+        return 2
+    if args.speed is not None and args.speed <= 0:
+        print("demandmon replay: --speed must be greater than 0", file=sys.stderr)
+        return 2
+    try:
+        shift = parse_duration_ms(args.shift) if args.shift else 0
+        first, last, total = _bounds(args.file)
+    except (ValueError, ReplayFileError) as exc:
+        print(f"demandmon replay: {exc}", file=sys.stderr)
+        return 2
+    if args.rebase == "now":
+        shift += rebase_shift_ms(first, last, int(time.time() * 1000), args.speed is not None)
+    settings = get_settings()
+    try:
+        ensure_topics(settings, wait_s=10)
+        producer = make_producer(settings.kafka_bootstrap)
+    except (KafkaUnavailable, KafkaError) as exc:
+        print(f"demandmon replay: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    pacer = Pacer(args.speed, first + 0) if args.speed is not None else None
+    show = None if args.quiet else _progress(total)
+    try:
+        report = send_all(
+            producer,
+            settings.events_topic,
+            read_records(args.file),
+            args.source,
+            shift_ms=shift,
+            pacer=pacer,
+            progress=show,  # type: ignore[arg-type]
+        )
+    except ReplayFileError as exc:
+        print(f"\ndemandmon replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        producer.close()
+    if show is not None:
+        print(file=sys.stderr)
+    skipped = sum(report.skipped.values())
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
+    print(
+        f"replay {args.source}: sent {report.sent:,} events in {report.elapsed_s:.1f} s "
+        f"({report.rate:,.0f} events/s); skipped {skipped} lines" + (f" ({why})" if why else "")
+    )
+    if report.skipped_lines:
+        print(f"  first skipped lines: {', '.join(map(str, report.skipped_lines))}")
+    if report.interrupted:
+        print("replay interrupted: the events above were sent and flushed", file=sys.stderr)
+        return 130
+    source_note = "" if args.source == LIVE_SOURCE else f" under source '{args.source}'"
+    print(f"  topic {settings.events_topic}{source_note}")
+    return 0
