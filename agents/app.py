@@ -52,9 +52,7 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
         key_serializer="raw",
         partitions=settings.partitions,
     )
-    deadletter = app.topic(
-        settings.deadletter_topic, value_serializer="raw", key_serializer="raw"
-    )
+    deadletter = app.topic(settings.deadletter_topic, value_serializer="raw", key_serializer="raw")
     client = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=30)
     store = StateStore(
         client,
@@ -66,14 +64,14 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
     # message with more (faust-streaming issue 606).
     @app.agent(events_topic, concurrency=1, name="apply_incident_events")
     async def apply_incident_events(stream: Any) -> None:
-        await applier.run(
-            stream.take_events(settings.batch_max, within=settings.batch_within_s)
-        )
+        await applier.run(stream.take_events(settings.batch_max, within=settings.batch_within_s))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type.
-        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+        return web.bytes(
+            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
+        )
 
     return app
 

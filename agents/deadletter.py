@@ -37,6 +37,13 @@ def deadletter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
     ]
 
 
+def deadletter_key(rejection: Rejection) -> bytes:
+    """Where the refused message sits; Kafka needs a key or a value, and the value may be
+    empty."""
+    msg = rejection.message
+    return f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
+
+
 def deadletter_value(rejection: Rejection) -> bytes | None:
     # Oversized messages are not re-parsed: the size limit protects the worker too.
     if rejection.reason == "oversized":

@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.batch import Consumed, plan_batch, source_of
 from agents.classify import RcrpMapping
-from agents.deadletter import deadletter_headers, deadletter_value
+from agents.deadletter import deadletter_headers, deadletter_key, deadletter_value
 from agents.metrics import WorkerMetrics
 from demandmon.settings import LIVE_SOURCE, Settings
 from demandmon.state.store import StateStore
@@ -69,9 +69,11 @@ class BatchApplier:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - never let the agent die
+            except Exception as exc:
                 self.metrics.apply_failures.inc()
                 log.error("applying a batch failed (%s); retrying", type(exc).__name__)
+                # Tracebacks hold code locations only; event values never reach the log.
+                log.debug("apply failure", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
@@ -81,7 +83,9 @@ class BatchApplier:
         # dead letter may repeat, but no refused message goes unrecorded.
         for rejection in plan.rejections:
             await self.deadletter_topic.send(
-                value=deadletter_value(rejection), headers=deadletter_headers(rejection)
+                key=deadletter_key(rejection),
+                value=deadletter_value(rejection),
+                headers=deadletter_headers(rejection),
             )
         result = await self.store.apply(plan, int(time.time() * 1000))
         done = time.time()

@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Event = dict[str, Any]
@@ -55,8 +55,14 @@ def category_of(code: str, caller: str) -> str:
     return CATEGORY_BY_CODE.get(code, "not_rcrp")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+    """RFC 3339 to epoch seconds, truncated to whole milliseconds like the contract model
+    (so two times within the same millisecond are a tie)."""
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    return ((moment - _EPOCH) // timedelta(milliseconds=1)) / 1000
 
 
 @dataclass
@@ -339,10 +345,12 @@ def evaluate_totals(
     def count(name: str, **match: str) -> int:
         return round(total(s, name, window="all", **match))
 
-    categories = []
+    categories: list[dict[str, Any]] = []
+    inc_total = dep_total = 0
     for cat, label in RCRP_LABELS.items():
         inc = count("demand_rcrp_incidents", category=cat)
         dep = count("demand_rcrp_deployed_incidents", category=cat)
+        inc_total, dep_total = inc_total + inc, dep_total + dep
         categories.append(
             {
                 "category": cat,
@@ -352,8 +360,6 @@ def evaluate_totals(
                 "deployment_rate": _rate(dep, inc),
             }
         )
-    inc_total = sum(int(c["incidents"]) for c in categories)
-    dep_total = sum(int(c["deployed"]) for c in categories)
     by_bcu = []
     for bcu in BCUS:
         inc = sum(count("demand_rcrp_incidents", category=c, bcu=bcu) for c in RCRP_LABELS)

@@ -32,9 +32,7 @@ def rcrp_rules() -> list[Rule]:
         _record(n.BCU_RCRP_RATE, f"{n.BCU_RCRP_DEPLOYED} / ({n.BCU_RCRP_INCIDENTS} > 0)"),
         _record(n.LONDON_RCRP_INCIDENTS, f"sum by (source) ({n.BCU_RCRP_INCIDENTS})"),
         _record(n.LONDON_RCRP_DEPLOYED, f"sum by (source) ({n.BCU_RCRP_DEPLOYED})"),
-        _record(
-            n.LONDON_RCRP_RATE, f"{n.LONDON_RCRP_DEPLOYED} / ({n.LONDON_RCRP_INCIDENTS} > 0)"
-        ),
+        _record(n.LONDON_RCRP_RATE, f"{n.LONDON_RCRP_DEPLOYED} / ({n.LONDON_RCRP_INCIDENTS} > 0)"),
     ]
 
 

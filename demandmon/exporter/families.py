@@ -88,7 +88,9 @@ def window_samples(source: str, window: str, fields: dict[str, int]) -> Iterator
         for prefix, (name, scale) in PER_CATEGORY.items():
             for cat in CATEGORIES:
                 value = fields.get(f"{prefix}|{bcu}|{cat}", 0) * scale
-                yield Sample(name, _labels(source=source, bcu=bcu, category=cat, window=window), value)
+                yield Sample(
+                    name, _labels(source=source, bcu=bcu, category=cat, window=window), value
+                )
         for grade in GRADES_ALL:
             value = float(fields.get(f"g|{bcu}|{grade}", 0))
             labels = _labels(source=source, bcu=bcu, grade=grade, window=window)

@@ -4,6 +4,7 @@ logs what Alertmanager delivers (alert name, severity, BCU, source, status only)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -27,7 +28,7 @@ Environ = dict[str, Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -95,8 +96,6 @@ def main(argv: list[str]) -> int:
         print(f"demandmon exporter: cannot listen on {args.host}:{port}: {exc}", file=sys.stderr)
         return 1
     log.info("serving /metrics on http://%s:%d", args.host, port)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0

@@ -33,6 +33,7 @@ local deltas = {}      -- counter key -> field -> delta
 local gauges = {}      -- field -> delta, on NOW
 local buckets = {}     -- hour/day keys registered in this call
 local counts = {applied = 0, duplicate = 0, skipped = 0}
+local first_created, last_created = nil, nil  -- creation times seen in this call
 local rejected = {}
 
 local function load(id)
@@ -150,6 +151,8 @@ local function merge(st, e)
   if kind == 'created' then
     if st.c == nil then
       st.c = ts; st.b = e[7]
+      if first_created == nil or ts < first_created then first_created = ts end
+      if last_created == nil or ts > last_created then last_created = ts end
       if e[10] == 'public' then st.cl = 'p' else st.cl = 'q' end
     end
     set_code(st, ts, e[8], e[9])
@@ -260,6 +263,12 @@ for f, v in pairs(gauges) do
 end
 
 redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
+if first_created then
+  local c0 = tonumber(redis.call('HGET', META, 'c0') or '-1')
+  if c0 < 0 or first_created < c0 then redis.call('HSET', META, 'c0', int(first_created)) end
+  local c1 = tonumber(redis.call('HGET', META, 'c1') or '-1')
+  if last_created > c1 then redis.call('HSET', META, 'c1', int(last_created)) end
+end
 if counts.applied > 0 then redis.call('HINCRBY', META, 'applied', counts.applied) end
 if counts.duplicate > 0 then redis.call('HINCRBY', META, 'duplicate', counts.duplicate) end
 if orphaned > 0 then redis.call('HINCRBY', META, 'orphaned', orphaned) end

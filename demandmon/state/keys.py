@@ -16,3 +16,8 @@ def sources(prefix: str) -> str:
 
 def partitions(prefix: str, source: str) -> str:
     return f"{prefix}:parts:{source}"
+
+
+def replay(prefix: str, source: str) -> str:
+    """What a replay sent under a source: lets `evaluate` tell finished from in progress."""
+    return f"{prefix}:replay:{source}"

@@ -30,6 +30,8 @@ class SourceFigures:
     meta: Counter[str] = field(default_factory=Counter)
     past_target: Counter[str] = field(default_factory=Counter)
     oldest_open_i_created_s: dict[str, float] = field(default_factory=dict)
+    first_created_s: float | None = None
+    last_created_s: float | None = None
 
     @property
     def known(self) -> bool:
@@ -105,7 +107,15 @@ class StateReader:
         for f, v in doc["now"].items():
             figures.now[f] += int(str(v))
         for f, v in doc["meta"].items():
-            if f not in ("wm", "lw", "off"):
+            if f == "c0":
+                c0 = int(str(v)) / 1000
+                if figures.first_created_s is None or c0 < figures.first_created_s:
+                    figures.first_created_s = c0
+            elif f == "c1":
+                c1 = int(str(v)) / 1000
+                if figures.last_created_s is None or c1 > figures.last_created_s:
+                    figures.last_created_s = c1
+            elif f not in ("wm", "lw", "off"):
                 figures.meta[f] += int(str(v))
         for f, v in doc["past"].items():
             figures.past_target[f] += int(str(v))

@@ -13,7 +13,15 @@ from deploy.stack.layout import SERVICES, StackLayout, StackState
 from deploy.stack.procs import StackError, alive, free_port, port_in_use, stop
 from deploy.stack.services import marker, readiness, start_and_wait
 
-PORT_NAMES = ("kafka", "kafka_controller", "redis", "prometheus", "alertmanager", "worker", "exporter")
+PORT_NAMES = (
+    "kafka",
+    "kafka_controller",
+    "redis",
+    "prometheus",
+    "alertmanager",
+    "worker",
+    "exporter",
+)
 # The service that owns each listening port (worker and exporter are started by their CLIs).
 PORT_OWNER = {"kafka_controller": "kafka"}
 
@@ -40,7 +48,7 @@ def _running(service: str, layout: StackLayout, state: StackState) -> bool:
         return False
     try:
         return readiness(service, state)()
-    except Exception:  # noqa: BLE001 - not answering counts as not running
+    except Exception:
         return False
 
 

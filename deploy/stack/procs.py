@@ -52,7 +52,7 @@ def alive(pid: int, marker: Marker) -> bool:
     """True when pid runs and its command line holds one of the ``marker`` strings (guards
     against pid reuse)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
     if not any(m.encode() in cmdline for m in marker):
@@ -101,7 +101,7 @@ def wait_until(
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - any failure just means "not ready yet"
+        except Exception:
             pass
         time.sleep(0.25)
     raise StackError(f"{service} did not answer within {timeout_s:.0f} s (log: {log_path})")

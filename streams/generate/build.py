@@ -36,7 +36,6 @@ Event = dict[str, object]
 
 # s136 detentions happen on deployed incidents of these categories, by weight per incident.
 S136_WEIGHTS: Final[dict[str, float]] = {MH: 8.0, CFS: 3.0, VULN: 2.0, NOT_RCRP: 0.3}
-IGRADE_DEPLOYED_SHARE: Final = 0.92
 BCU_PICK: Final = Picker(tuple(BCU_WEIGHTS.items()))
 OPEN_RECENT_S: Final = 12 * 3600
 
@@ -101,7 +100,7 @@ def _assign_s136(specs: list[Spec], prof: Profile, rng: Random) -> None:
 def _assign_grades(specs: list[Spec], prof: Profile, rng: Random) -> None:
     deployed = [s for s in specs if s.deployed]
     other = [s for s in specs if not s.deployed]
-    from_deployed = min(round(IGRADE_DEPLOYED_SHARE * prof.igrade), len(deployed))
+    from_deployed = min(round(prof.igrade_deployed_share * prof.igrade), len(deployed))
     from_deployed = max(from_deployed, prof.igrade - len(other))
     igrade = rng.sample(deployed, from_deployed) + rng.sample(other, prof.igrade - from_deployed)
     for spec in igrade:

@@ -62,6 +62,7 @@ class Profile:
     s136_waits_min: tuple[int, ...] = ()  # fixed handover waits (minutes), else drawn
     s136_lead_s: int = 0  # s136 only on incidents created this long before the cutoff
     on_time_share: float = 0.86  # I/S first attended within target
+    igrade_deployed_share: float = 0.92  # of I-grade incidents, the share deployed
     regrade_share: float = 0.08
     reclass_share: float = 0.07
 
@@ -164,13 +165,19 @@ _SAMPLE_BLOCKS: Final = (
     Block(NOT_RCRP, 31, 16),
 )
 
-# SE: Mental Health deployment rate 24/28 = 86% (16/14 in the last hour); elsewhere
-# RCRP incidents are not deployed, so no other BCU/category rate can trip an alert.
+# SE: Mental Health deployment rate exactly 24/28 = 86% (16/14 in the last hour);
+# elsewhere RCRP incidents are not deployed, so no other BCU/category rate can trip an
+# alert. Both s136 detentions are SE Mental Health, created in the first hour; one waits
+# 95 minutes at the place of safety (the breach), the other 35.
 _BREACH_BLOCKS: Final = (
     Block(MH, 6, 5, bcu="SE", span=(0, 1)),
     Block(MH, 6, 5, bcu="SE", span=(1, 3)),
     Block(MH, 16, 14, bcu="SE", span=(3, 4)),
-    Block(MH, 12, 0),
+    Block(MH, 3, 0, bcu="NW"),
+    Block(MH, 3, 0, bcu="WA"),
+    Block(MH, 2, 0, bcu="EA"),
+    Block(MH, 2, 0, bcu="AS"),
+    Block(MH, 2, 0, bcu="CE"),
     Block(CFS, 30, 0),
     Block(VULN, 10, 0),
     Block(CIIT, 8, 0),
@@ -214,7 +221,8 @@ ALL_PROFILES: Final[dict[str, Profile]] = {
             s136_bcu="SE",
             s136_waits_min=(95, 35),
             s136_lead_s=3 * 3600,
-            on_time_share=1.0,
+            on_time_share=1.0,  # every I incident deployed and attended in 15 min: no
+            igrade_deployed_share=1.0,  # attendance alert besides the intended ones
         ),
     )
 }

@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 from kafka.errors import KafkaError
 
-from demandmon.settings import LIVE_SOURCE, get_settings, valid_source
+from demandmon.settings import LIVE_SOURCE, Settings, get_settings, valid_source
+from demandmon.state import keys
 from streams.replay.producer import ReplayReport, make_producer, send_all
 from streams.replay.reader import Record, ReplayFileError, read_records
 from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
@@ -60,6 +62,15 @@ def _progress(total: int) -> object:
         )
 
     return show
+
+
+def _record_sent(settings: Settings, source: str, sent: int) -> None:
+    """Tell `evaluate` how many events to expect, so it can say when a replay is done."""
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        client.hincrby(keys.replay(settings.key_prefix, source), "sent", sent)
+    except redis.RedisError as exc:
+        print(f"replay: could not record the send in Redis ({type(exc).__name__})", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -119,6 +130,7 @@ def main(argv: list[str]) -> int:
     if report.interrupted:
         print("replay interrupted: the events above were sent and flushed", file=sys.stderr)
         return 130
+    _record_sent(settings, args.source, report.sent)
     source_note = "" if args.source == LIVE_SOURCE else f" under source '{args.source}'"
     print(f"  topic {settings.events_topic}{source_note}")
     return 0

@@ -1,0 +1,1 @@
+"""Alerting as code: thresholds config -> Prometheus rules and Alertmanager config."""

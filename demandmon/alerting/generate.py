@@ -1,0 +1,28 @@
+"""Everything `demandmon config generate` writes, as path -> text (pure, no I/O)."""
+
+from __future__ import annotations
+
+from demandmon.alerting.alertmanager import (
+    TEMPLATE_FILE,
+    alertmanager_template,
+    render_alertmanager,
+)
+from demandmon.alerting.rules import rule_files
+from demandmon.alerting.thresholds import Thresholds
+from demandmon.dashboards import dashboard_files
+
+THRESHOLDS_FILE = "deploy/thresholds.yaml"
+# docker-compose.yml mounts this one; the exporter's /alerts receiver logs deliveries.
+COMPOSE_ALERTMANAGER_FILE = "deploy/alertmanager/alertmanager.compose.yml"
+COMPOSE_WEBHOOK_URL = "http://exporter:9464/alerts"
+
+
+def generated_files(th: Thresholds) -> dict[str, str]:
+    """Repository-relative path -> exact content, sorted by path for stable output."""
+    files = {
+        **rule_files(th),
+        TEMPLATE_FILE: alertmanager_template(),
+        COMPOSE_ALERTMANAGER_FILE: render_alertmanager(COMPOSE_WEBHOOK_URL),
+        **dashboard_files(th),
+    }
+    return dict(sorted(files.items()))

@@ -1,0 +1,148 @@
+"""`demandmon demo [stop]`: the README's first command. Starts the local stack, the worker
+and the exporter, replays synthetic November 2022 and 2023 streams plus a small sample
+rebased to look live, then prints live figures and the year-on-year RCRP table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.stack import control
+from deploy.stack.layout import StackLayout
+from deploy.stack.procs import StackError, alive, spawn, stop
+
+STACK_DIR = Path(".stack")
+STACK_NAME = "default"
+SEED = "20231101"
+STREAMS = [
+    # (profile, source, extra replay flags)
+    ("sample", "live", ["--rebase", "now"]),
+    ("met-nov-2022", "nov-2022", []),
+    ("met-nov-2023", "nov-2023", []),
+]
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def _run(env: dict[str, str], *args: str) -> None:
+    print("$ demandmon " + " ".join(args), flush=True)
+    code = subprocess.run([sys.executable, "-m", "demandmon.cli", *args], env=env).returncode
+    if code not in (0, 3):
+        raise StackError(f"demandmon {args[0]} failed with exit code {code}")
+
+
+def _services_file(layout: StackLayout) -> Path:
+    return layout.dir / "demo-services.json"
+
+
+def _start_services(layout: StackLayout, env: dict[str, str]) -> None:
+    """The worker and exporter as background processes, reused when already running."""
+    path = _services_file(layout)
+    known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+    for command in ("worker", "exporter"):
+        pid = known.get(command)
+        if pid is not None and alive(pid, (f"demandmon.cli {command}",)):
+            continue
+        argv = [sys.executable, "-m", "demandmon.cli", command]
+        proc = spawn(argv, layout.log(command), Path.cwd(), env)
+        known[command] = proc.pid
+        print(f"started {command} (pid {proc.pid}, log {layout.log(command)})")
+    path.write_text(json.dumps(known))
+    url = f"http://127.0.0.1:{env['DEMANDMON_EXPORTER_PORT']}/healthz"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise StackError(f"exporter did not answer (log: {layout.log('exporter')})") from None
+            time.sleep(0.5)
+
+
+def _stop_services(layout: StackLayout) -> None:
+    path = _services_file(layout)
+    if not path.exists():
+        return
+    for command, pid in json.loads(path.read_text()).items():
+        stop(pid, (f"demandmon.cli {command}",))
+        print(f"stopped {command}")
+    path.unlink()
+
+
+def _live_summary(env: dict[str, str]) -> str:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{env['DEMANDMON_EXPORTER_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("source") != "live" or s.labels.get("window", "24h") != "24h":
+                continue
+            if s.labels.get("category") == "not_rcrp":
+                continue
+            totals[s.name] = totals.get(s.name, 0.0) + s.value
+    inc = totals.get("demand_rcrp_incidents", 0)
+    dep = totals.get("demand_rcrp_deployed_incidents", 0)
+    rate = f"{dep / inc:.0%}" if inc else "n/a"
+    return (
+        f"live, last 24 h: {inc:.0f} RCRP incidents, {dep:.0f} deployed ({rate}); "
+        f"I-grade {totals.get('demand_igrade_incidents', 0):.0f}; "
+        f"open now {totals.get('demand_open_incidents', 0):.0f}; "
+        f"s136 in custody {totals.get('demand_s136_in_custody', 0):.0f}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="demandmon demo", description=__doc__)
+    parser.add_argument("action", nargs="?", choices=["up", "stop"], default="up")
+    args = parser.parse_args(argv)
+    layout = StackLayout(STACK_DIR, STACK_NAME)
+    try:
+        if args.action == "stop":
+            _stop_services(layout)
+            stopped = control.down(STACK_DIR, STACK_NAME)
+            print(f"stopped {', '.join(stopped) or 'no stack services'}")
+            return 0
+        _say("starting Kafka, Redis, Prometheus and Alertmanager (local processes)")
+        state = control.up(STACK_DIR, STACK_NAME)
+        env = {**os.environ, **state.endpoints()}
+        for key, value in state.endpoints().items():
+            print(f"  {key}={value.replace(state.redis_password, '***')}")
+        _run(env, "topics")
+        _say("starting the worker and the exporter")
+        _start_services(layout, env)
+        data = layout.dir / "demo-data"
+        data.mkdir(parents=True, exist_ok=True)
+        _say("generating synthetic streams built to the RCRP briefing's figures")
+        for profile, _, _ in STREAMS:
+            out = data / f"{profile}.jsonl.gz"
+            if not out.exists():
+                _run(env, "generate", "--profile", profile, "--seed", SEED, "--out", str(out))
+        _say("replaying them through Kafka (event time preserved)")
+        for profile, source, extra in STREAMS:
+            _run(env, "replay", str(data / f"{profile}.jsonl.gz"), "--source", source, *extra)
+        _say("waiting for the worker, then the year-on-year evaluation")
+        _run(env, "evaluate", "--source", "nov-2023", "--against", "nov-2022", "--wait", "600")
+        _say("live figures from the exporter")
+        print(_live_summary(env))
+        p = state.ports
+        _say("where to look")
+        print(f"  metrics     http://127.0.0.1:{p['exporter']}/metrics")
+        print(f"  Prometheus  http://127.0.0.1:{p['prometheus']}/classic/graph")
+        print(f"  alerts      http://127.0.0.1:{p['prometheus']}/classic/alerts")
+        print("  stop it all: bash scripts/demo.sh stop")
+    except StackError as exc:
+        print(f"demandmon demo: {exc}", file=sys.stderr)
+        return 1
+    return 0

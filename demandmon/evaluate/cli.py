@@ -1,0 +1,98 @@
+"""`demandmon evaluate --source NAME [--against NAME]`: a source's whole-stream figures
+from Redis, as the force's RCRP briefing tables, optionally year on year."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from demandmon.evaluate.plot import plot_comparison
+from demandmon.evaluate.render import RENDERERS
+from demandmon.evaluate.report import build_report, comparison
+from demandmon.settings import get_settings
+from demandmon.state import keys
+from demandmon.state.reader import SourceFigures, StateReader
+
+EXIT_UNKNOWN, EXIT_PROCESSING = 1, 3
+
+
+class _Args(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"demandmon evaluate: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Args(prog="demandmon evaluate", description=__doc__)
+    p.add_argument("--source", required=True, help="the source to evaluate")
+    p.add_argument("--against", default=None, help="a baseline source, e.g. last year")
+    p.add_argument("--format", choices=sorted(RENDERERS), default="table")
+    p.add_argument("--plot", type=Path, default=None, help="also draw the comparison to a PNG")
+    p.add_argument("--wait", type=float, default=0, help="wait up to N s for replays to finish")
+    return p
+
+
+def progress(client: redis.Redis, prefix: str, fig: SourceFigures) -> tuple[int, int] | None:
+    """(processed, sent) for a replayed source, None when nothing recorded a replay."""
+    sent = client.hget(keys.replay(prefix, fig.source), "sent")
+    if sent is None:
+        return None
+    processed = int(fig.meta.get("applied", 0)) + int(fig.meta.get("duplicate", 0))
+    processed += sum(int(v) for k, v in fig.meta.items() if k.startswith("rej:"))
+    return processed, int(sent)
+
+
+def _read(
+    reader: StateReader, client: redis.Redis, prefix: str, source: str, wait_s: float
+) -> tuple[SourceFigures, str | None]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        fig = reader.read(source, time.time(), windows={}, totals=True)
+        done = progress(client, prefix, fig)
+        if done is None or done[0] >= done[1]:
+            return fig, None
+        if time.monotonic() >= deadline:
+            return (
+                fig,
+                f"source '{source}' is still being processed: {done[0]:,} of {done[1]:,} events",
+            )
+        time.sleep(0.5)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    reader = StateReader(client, settings.key_prefix)
+    try:
+        known = reader.sources()
+    except redis.RedisError as exc:
+        print(f"demandmon evaluate: Redis is not answering ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    for name in filter(None, (args.source, args.against)):
+        if name not in known:
+            listed = ", ".join(known) or "none yet"
+            print(f"demandmon evaluate: unknown source '{name}' (known: {listed})", file=sys.stderr)
+            return EXIT_UNKNOWN
+    reports: list[dict[str, Any]] = []
+    busy: list[str] = []
+    for name in filter(None, (args.source, args.against)):
+        fig, note = _read(reader, client, settings.key_prefix, name, args.wait)
+        reports.append(build_report(fig))
+        if note:
+            busy.append(note)
+    subject = reports[0]
+    baseline = reports[1] if len(reports) > 1 else None
+    change = comparison(subject, baseline) if baseline is not None else None
+    sys.stdout.write(RENDERERS[args.format](subject, baseline, change))
+    if args.plot is not None:
+        plot_comparison(subject, baseline, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    for note in busy:
+        print(f"demandmon evaluate: {note}; figures are not final", file=sys.stderr)
+    return EXIT_PROCESSING if busy else 0

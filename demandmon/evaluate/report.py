@@ -1,0 +1,127 @@
+"""An evaluation report from a source's whole-stream totals. Pure: figures in, dict out,
+with the keys of the event contract's `evaluate --format json`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.classify import LABELS, RCRP_CATEGORIES
+from demandmon.state.reader import SourceFigures
+from schemas import BCU_CODES
+
+INVALID_REASONS = (
+    "malformed_json",
+    "oversized",
+    "schema_violation",
+    "bad_source",
+    "too_far_future",
+)
+MS_PER_HOUR = 3_600_000
+DAY_S = 86400
+
+
+def rate(deployed: int, incidents: int) -> float:
+    return round(deployed / incidents, 3) if incidents else 0.0
+
+
+def _day_iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def period(fig: SourceFigures) -> dict[str, str | None]:
+    """Whole days from the first to the last incident creation (end exclusive)."""
+    if fig.first_created_s is None or fig.last_created_s is None:
+        return {"from": None, "to": None}
+    start = int(fig.first_created_s // DAY_S) * DAY_S
+    end = (int(fig.last_created_s // DAY_S) + 1) * DAY_S
+    return {"from": _day_iso(start), "to": _day_iso(end)}
+
+
+def build_report(fig: SourceFigures) -> dict[str, Any]:
+    totals: Counter[str] = fig.windows.get("all", Counter())
+
+    def total(prefix: str, category: str) -> int:
+        return sum(int(totals.get(f"{prefix}|{bcu}|{category}", 0)) for bcu in BCU_CODES)
+
+    categories = []
+    for cat in RCRP_CATEGORIES:
+        incidents, deployed = total("i", cat), total("d", cat)
+        categories.append(
+            {
+                "category": cat,
+                "label": LABELS[cat],
+                "incidents": incidents,
+                "deployed": deployed,
+                "deployment_rate": rate(deployed, incidents),
+            }
+        )
+    all_incidents = sum(int(c["incidents"]) for c in categories)
+    all_deployed = sum(int(c["deployed"]) for c in categories)
+    by_bcu = [
+        {
+            "bcu": bcu,
+            "incidents": sum(int(totals.get(f"i|{bcu}|{c}", 0)) for c in RCRP_CATEGORIES),
+            "deployed": sum(int(totals.get(f"d|{bcu}|{c}", 0)) for c in RCRP_CATEGORIES),
+        }
+        for bcu in BCU_CODES
+    ]
+    per_bcu = {p: sum(int(totals.get(f"{p}|{b}", 0)) for b in BCU_CODES) for p in ("s", "sb", "so")}
+    officer_ms = sum(total("oh", cat) for cat in RCRP_CATEGORIES)
+    meta = fig.meta
+    return {
+        "source": fig.source,
+        "period": period(fig),
+        "categories": categories,
+        "total": {
+            "incidents": all_incidents,
+            "deployed": all_deployed,
+            "deployment_rate": rate(all_deployed, all_incidents),
+        },
+        "by_bcu": by_bcu,
+        "igrade_incidents": sum(int(totals.get(f"g|{b}|I", 0)) for b in BCU_CODES),
+        "s136": {
+            "detentions": per_bcu["s"],
+            "handovers_over_60_min": per_bcu["sb"],
+            "officer_hours": round(per_bcu["so"] / MS_PER_HOUR, 1),
+        },
+        "officer_hours": round(officer_ms / MS_PER_HOUR, 1),
+        "events": {
+            "applied": int(meta.get("applied", 0)),
+            "duplicates": int(meta.get("duplicate", 0)),
+            "rejected": {
+                "invalid": sum(int(meta.get(f"rej:{r}", 0)) for r in INVALID_REASONS),
+                "too_late": int(meta.get("rej:too_late", 0)),
+            },
+            "orphaned_incidents": int(meta.get("orphaned", 0)),
+        },
+        "watermark": _day_iso(fig.watermark_s) if fig.watermark_s is not None else None,
+    }
+
+
+def _change(new: float, old: float) -> float | None:
+    return round((new - old) / old, 3) if old else None
+
+
+def comparison(subject: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Subject against baseline (e.g. November 2023 against November 2022)."""
+    avoided = baseline["total"]["deployed"] - subject["total"]["deployed"]
+    hours_saved = round(baseline["officer_hours"] - subject["officer_hours"], 1)
+    base_deployed = baseline["total"]["deployed"]
+    return {
+        "incidents_change": _change(subject["total"]["incidents"], baseline["total"]["incidents"]),
+        "deployment_rate_change_points": round(
+            subject["total"]["deployment_rate"] - baseline["total"]["deployment_rate"], 3
+        ),
+        "deployments_avoided": avoided,
+        "officer_hours_saved": hours_saved,
+        "officer_hours_per_deployment": (
+            round(baseline["officer_hours"] / base_deployed, 2) if base_deployed else None
+        ),
+        "igrade_change": _change(subject["igrade_incidents"], baseline["igrade_incidents"]),
+        "s136_detentions_change": subject["s136"]["detentions"] - baseline["s136"]["detentions"],
+        "s136_officer_hours_saved": round(
+            baseline["s136"]["officer_hours"] - subject["s136"]["officer_hours"], 1
+        ),
+    }
