@@ -106,7 +106,7 @@ def figures(inc: _Incident) -> Figures:
     grade = max(graded, key=lambda it: (it[0], it[1]))[2]["grade"] if graded else "U"
 
     officer_s = 0.0
-    for rid in {it[2]["resource_id"] for it in by_type["resource_assigned"]}:
+    for rid in sorted({it[2]["resource_id"] for it in by_type["resource_assigned"]}):
         assigned = [it for it in by_type["resource_assigned"] if it[2]["resource_id"] == rid]
         cleared = [it[0] for it in by_type["resource_cleared"] if it[2]["resource_id"] == rid]
         if cleared:
@@ -144,7 +144,7 @@ def figures(inc: _Incident) -> Figures:
         detained=is_detention,
         in_custody=is_detention and handover is None,
         handover_wait_s=(
-            handover - at_pos
+            max(0.0, handover - at_pos)
             if is_detention and handover is not None and at_pos is not None
             else None
         ),

@@ -81,12 +81,12 @@ local function contribution(st)
     else
       n['k|' .. bcu] = 1
     end
-  end
-  if st.sa and st.sh then
-    local wait = st.sh - st.sa
-    b['sh|' .. bcu] = 1
-    if wait > 0 then b['sw|' .. bcu] = wait end
-    if wait > S136_TARGET then b['sb|' .. bcu] = 1 end
+    if st.sa and st.sh then
+      local wait = st.sh - st.sa
+      b['sh|' .. bcu] = 1
+      if wait > 0 then b['sw|' .. bcu] = wait end
+      if wait > S136_TARGET then b['sb|' .. bcu] = 1 end
+    end
   end
   local open_key, wait_key = nil, nil
   if not st.x then

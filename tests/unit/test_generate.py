@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -14,15 +13,11 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from streams.generate import PROFILES, generate_events, generate_stream  # noqa: E402
-from streams.generate.cli import main  # noqa: E402
-from streams.generate.profiles import ALL_PROFILES  # noqa: E402
-from streams.generate.writer import write_jsonl  # noqa: E402
-from tests.oracle import Oracle, epoch, evaluate_totals, total  # noqa: E402
+from streams.generate import PROFILES, generate_events, generate_stream
+from streams.generate.cli import main
+from streams.generate.profiles import ALL_PROFILES
+from streams.generate.writer import write_jsonl
+from tests.oracle import Oracle, epoch, evaluate_totals, total
 
 BIG = ("met-nov-2022", "met-nov-2023", "categories-2022", "categories-2023")
 CATEGORY_TABLE = {  # design.md: (2022 incidents, deployed), (2023 incidents, deployed)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.oracle import Oracle, evaluate_totals, total  # noqa: E402
+from tests.oracle import Oracle, evaluate_totals, total
 
 T0 = datetime(2023, 11, 6, 10, 0, tzinfo=UTC)
 SRC = "t"
