@@ -64,7 +64,8 @@ def _start_services(layout: StackLayout, env: dict[str, str]) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise StackError(f"exporter did not answer (log: {layout.log('exporter')})") from None
+                log = layout.log("exporter")
+                raise StackError(f"exporter did not answer (log: {log})") from None
             time.sleep(0.5)
 
 

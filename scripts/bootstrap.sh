@@ -30,7 +30,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import demandmon' >/dev/n
   echo "bootstrap: creating the Python environment in .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test,dev]'
+  .venv/bin/pip install -q -e '.[test,dev]' > .venv/install.log 2>&1 \
+    || { echo "bootstrap: pip install failed (log: .venv/install.log)" >&2; exit 1; }
   touch .venv/.installed
 fi
 

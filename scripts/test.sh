@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, types, generated-file drift, compose validation, then pytest
-# (unit tests and integration tests against a real local stack that the tests start).
+# (unit tests, and integration tests against a real local stack that the tests start).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy"; .venv/bin/mypy
-echo "== generated rules and dashboards are up to date"; .venv/bin/demandmon config generate --check
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== generated rules, Alertmanager config and dashboards are up to date"
+.venv/bin/demandmon config generate --check
 echo "== docker-compose.yml"
 REDIS_PASSWORD=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f docker-compose.yml config -q
-echo "== pytest"; .venv/bin/pytest "$@"
+echo "== pytest"
+.venv/bin/pytest "$@"

@@ -32,8 +32,16 @@ BASE = datetime(2023, 10, 28, 22, 0, tzinfo=UTC)
 CODES = ["MENTAL_HEALTH", "WELFARE_CHECK", "COLLAPSE", "VULNERABLE_PERSON", "THEFT", "ASB"]
 CALLERS = ["public", "partner_health", "partner_other"]
 FOLLOW_UPS = [
-    "graded", "classified", "resource_assigned", "resource_arrived", "resource_cleared",
-    "s136_detained", "s136_arrived_pos", "s136_handover", "closed", "cancelled",
+    "graded",
+    "classified",
+    "resource_assigned",
+    "resource_arrived",
+    "resource_cleared",
+    "s136_detained",
+    "s136_arrived_pos",
+    "s136_handover",
+    "closed",
+    "cancelled",
 ]
 NOT_COMPARED = {
     "demand_stream_window_end_timestamp_seconds",
@@ -55,7 +63,8 @@ def incident(draw: st.DrawFn, number: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     if draw(st.integers(0, 9)) > 0:  # one in ten never gets its created event
         created: dict[str, Any] = {
-            "type": "created", "occurred_at": _when(created_at),
+            "type": "created",
+            "occurred_at": _when(created_at),
             "bcu": draw(st.sampled_from(["AW", "SE", "NE"])),
             "opening_code": draw(st.sampled_from(CODES)),
             "caller": draw(st.sampled_from(CALLERS)),
@@ -102,8 +111,11 @@ def _messages(events: list[dict[str, Any]], partitions: int) -> list[Consumed]:
     for e in events:
         key = e["incident_id"].encode()
         p = zlib.crc32(key) % partitions
-        out.append(Consumed("t", p, offsets[p], key, json.dumps(e).encode(),
-                            [(SOURCE_HEADER, SOURCE.encode())]))
+        out.append(
+            Consumed(
+                "t", p, offsets[p], key, json.dumps(e).encode(), [(SOURCE_HEADER, SOURCE.encode())]
+            )
+        )
         offsets[p] += 1
     return out
 
@@ -131,8 +143,12 @@ def client(stack: Stack) -> redis.Redis:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=messy_stream(), partitions=st.integers(1, 4), batch=st.integers(1, 20),
-       replays=st.integers(1, 2))
+@given(
+    events=messy_stream(),
+    partitions=st.integers(1, 4),
+    batch=st.integers(1, 20),
+    replays=st.integers(1, 2),
+)
 def test_messy_streams_equal_the_oracle(
     client: redis.Redis, events: list[dict[str, Any]], partitions: int, batch: int, replays: int
 ) -> None:
@@ -153,9 +169,17 @@ def test_messy_streams_equal_the_oracle(
 def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
     prefix = f"p{uuid.uuid4().hex[:10]}"
     store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400, 300))
+
     def ev(i: int, iid: str, kind: str, when: str, **kw: Any) -> dict[str, Any]:
-        return {"schema": "cad.incident-event/1", "event_id": f"e{i}", "incident_id": iid,
-                "type": kind, "occurred_at": when, **kw}
+        return {
+            "schema": "cad.incident-event/1",
+            "event_id": f"e{i}",
+            "incident_id": iid,
+            "type": kind,
+            "occurred_at": when,
+            **kw,
+        }
+
     created = {"bcu": "SE", "opening_code": "MENTAL_HEALTH", "caller": "public"}
     events = [
         ev(1, "A", "created", "2023-11-01T00:00:00Z", **created),
@@ -184,10 +208,21 @@ def test_live_events_far_in_the_future_are_rejected(client: redis.Redis) -> None
     prefix = f"p{uuid.uuid4().hex[:10]}"
     store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400, 300))
     now_ms = int(datetime(2023, 11, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+
     def created(i: int, when: str) -> bytes:
-        return json.dumps({"schema": "cad.incident-event/1", "event_id": f"f{i}",
-                           "incident_id": f"L{i}", "type": "created", "occurred_at": when,
-                           "bcu": "AW", "opening_code": "ASB", "caller": "public"}).encode()
+        return json.dumps(
+            {
+                "schema": "cad.incident-event/1",
+                "event_id": f"f{i}",
+                "incident_id": f"L{i}",
+                "type": "created",
+                "occurred_at": when,
+                "bcu": "AW",
+                "opening_code": "ASB",
+                "caller": "public",
+            }
+        ).encode()
+
     messages = [
         Consumed("t", 0, 0, None, created(1, "2023-11-01T12:05:00Z")),  # exactly 5 min: ok
         Consumed("t", 0, 1, None, created(2, "2023-11-01T12:05:00.001Z")),  # too far
