@@ -1,0 +1,282 @@
+"""The measurements: produce, the real worker to exact Redis state, and the two raw limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from aiokafka import AIOKafkaConsumer
+from events import BenchEvents
+
+from agents.batch import SOURCE_HEADER
+from demandmon.state import keys
+from streams.replay.producer import make_producer
+
+SOURCE = "bench"
+REPO = Path(__file__).resolve().parent.parent
+POLL_S = 0.2
+# The run fails rather than hangs when the worker makes no progress for this long.
+STALL_S = 120.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Raw limit B: the least a Redis apply can do per event (dedupe, count), nothing else.
+RAW_LUA = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1] .. 'seen', 'NX', ARGV[i], ARGV[i + 1]) == 1 then n = n + 1 end
+end
+redis.call('HINCRBY', KEYS[1] .. 'meta', 'applied', n)
+return n
+"""
+
+
+def produce(bootstrap: str, topic: str, events: BenchEvents) -> tuple[float, list[int]]:
+    """Send every event (acks=all); returns (seconds, partition of each event)."""
+    producer = make_producer(bootstrap)
+    headers = [(SOURCE_HEADER, SOURCE.encode())]
+    started = time.monotonic()
+    try:
+        futures = [
+            producer.send(topic, key=k, value=v, headers=headers)
+            for k, v in zip(events.keys, events.values, strict=True)
+        ]
+        producer.flush()
+        elapsed = time.monotonic() - started
+        # The partitioner's choice, read back, so raw limit B shards exactly as the worker.
+        return elapsed, [f.get(timeout=60).partition for f in futures]
+    finally:
+        producer.close()
+
+
+def shard_counts(client: redis.Redis, prefix: str, partitions: int) -> int:
+    """Events the worker has accounted for: applied + duplicate + every rej:* counter."""
+    pipe = client.pipeline(transaction=False)
+    for p in range(partitions):
+        pipe.hgetall(keys.shard(prefix, SOURCE, p) + "meta")
+    total = 0
+    for meta in pipe.execute():
+        for name, value in meta.items():
+            if name in (b"applied", b"duplicate") or name.startswith(b"rej:"):
+                total += int(value)
+    return total
+
+
+def meta_totals(client: redis.Redis, prefix: str, partitions: int) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for p in range(partitions):
+        for name, value in client.hgetall(keys.shard(prefix, SOURCE, p) + "meta").items():
+            if name not in (b"wm", b"off", b"lw", b"c0", b"c1"):
+                out[name.decode() if isinstance(name, bytes) else name] += int(value)
+    return dict(out)
+
+
+def proc_status(pid: int, field_name: str) -> int:
+    """A kB figure from /proc/PID/status (VmHWM: peak resident set)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def script_usec(client: redis.Redis) -> tuple[int, int]:
+    """(calls, microseconds) Redis spent in EVAL/EVALSHA so far: the apply script's cost."""
+    stats = client.info("commandstats")
+    calls = usec = 0
+    for name in ("cmdstat_evalsha", "cmdstat_eval"):
+        calls += int(stats.get(name, {}).get("calls", 0))
+        usec += int(stats.get(name, {}).get("usec", 0))
+    return calls, usec
+
+
+@dataclass
+class WorkerRun:
+    total_s: float = 0.0
+    startup_s: float = 0.0
+    first_count: int = 0
+    peak_rss_kb: int = 0
+    worker_cpu_s: float = 0.0
+    redis_cpu_s: float = 0.0
+    kafka_cpu_s: float = 0.0
+    script_calls: int = 0
+    script_s: float = 0.0
+    meta: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def rate(self, n: int) -> float:
+        return n / self.total_s
+
+    def steady_rate(self, n: int) -> float:
+        """Events after the first applied batch over the time after it: start-up excluded."""
+        span = self.total_s - self.startup_s
+        return (n - self.first_count) / span if span > 0 else float("nan")
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_worker(
+    env: dict[str, str],
+    client: redis.Redis,
+    prefix: str,
+    partitions: int,
+    n: int,
+    log_path: Path,
+    service_pids: dict[str, int],
+    procs: list[subprocess.Popen[bytes]],
+) -> WorkerRun:
+    """Start the real worker and time it until Redis accounts for all ``n`` events."""
+    run = WorkerRun()
+    before = {name: cpu_s(pid) for name, pid in service_pids.items()}
+    calls0, usec0 = script_usec(client)
+    with open(log_path, "ab") as log:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "demandmon.cli", "worker"],
+            env=env,
+            cwd=log_path.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    procs.append(proc)  # the caller stops it on any exit path
+    last_count, last_change = 0, started
+    while True:
+        time.sleep(POLL_S)
+        now = time.monotonic()
+        count = shard_counts(client, prefix, partitions)
+        run.samples.append((now - started, count))
+        if count and not run.first_count:
+            run.startup_s, run.first_count = now - started, count
+        if count >= n:
+            run.total_s = now - started
+            break
+        if count != last_count:
+            last_count, last_change = count, now
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited ({proc.returncode}); log: {log_path}")
+        if now - last_change > STALL_S:
+            raise RuntimeError(f"no progress for {STALL_S:.0f}s at {count}/{n}; log: {log_path}")
+    # Read before stopping: VmHWM and CPU vanish with the process.
+    run.peak_rss_kb = proc_status(proc.pid, "VmHWM")
+    run.worker_cpu_s = cpu_s(proc.pid)
+    used = {name: cpu_s(pid) - before[name] for name, pid in service_pids.items()}
+    run.redis_cpu_s, run.kafka_cpu_s = used.get("redis", 0.0), used.get("kafka", 0.0)
+    calls1, usec1 = script_usec(client)
+    run.script_calls, run.script_s = calls1 - calls0, (usec1 - usec0) / 1e6
+    run.meta = meta_totals(client, prefix, partitions)
+    stop_worker(proc)
+    return run
+
+
+@dataclass
+class RawRun:
+    total_s: float  # from start, including connecting / joining the group
+    steady_s: float  # from the first record (or batch) to the last
+
+    def rate(self, n: int) -> float:
+        return n / self.steady_s if self.steady_s > 0 else float("nan")
+
+
+async def _consume(bootstrap: str, topic: str, group: str, n: int) -> RawRun:
+    started = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    first = 0.0
+    count = 0
+    try:
+        while count < n:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                if records and not first:
+                    first = time.monotonic()
+                for record in records:
+                    json.loads(record.value)
+                count += len(records)
+        end = time.monotonic()
+    finally:
+        await consumer.stop()
+    return RawRun(end - started, end - first)
+
+
+def raw_consume(bootstrap: str, topic: str, group: str, n: int) -> RawRun:
+    """Raw limit A: a bare aiokafka consume-and-decode loop over the same topic."""
+    return asyncio.run(_consume(bootstrap, topic, group, n))
+
+
+def raw_redis(
+    client: redis.Redis, prefix: str, events: BenchEvents, partitions: list[int], batch: int
+) -> RawRun:
+    """Raw limit B: the worker's round-trip shape (a batch, one script call per shard, one
+    pipelined round trip) with the least possible script."""
+    script = client.register_script(RAW_LUA)
+    started = time.monotonic()
+    applied = 0
+    for lo in range(0, len(events), batch):
+        shards: dict[int, list[int | str]] = defaultdict(list)
+        for i in range(lo, min(lo + batch, len(events))):
+            shards[partitions[i]] += (events.occurred_ms[i], events.event_ids[i])
+        pipe = client.pipeline(transaction=False)
+        for p, args in shards.items():
+            script(keys=[keys.shard(prefix, SOURCE, p)], args=args, client=pipe)
+        applied += sum(int(r) for r in pipe.execute())
+    elapsed = time.monotonic() - started
+    if applied != len(events):
+        raise RuntimeError(f"raw Redis loop applied {applied} of {len(events)}")
+    return RawRun(elapsed, elapsed)
+
+
+@dataclass
+class Memory:
+    keys: int = 0
+    bytes: int = 0
+    seen: int = 0  # event ids held for de-duplication (within the horizon)
+    incidents: int = 0  # incident records held
+
+
+def keyspace(client: redis.Redis, prefix: str) -> Memory:
+    """What one run's key prefix holds, by MEMORY USAGE over every key (all samples)."""
+    mem = Memory()
+    names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+    mem.keys = len(names)
+    mem.bytes = sum(int(b or 0) for b in pipe.execute())
+    for name in names:
+        if name.endswith(b":seen"):
+            mem.seen += int(client.zcard(name))
+        elif name.endswith(b":inc"):
+            mem.incidents += int(client.hlen(name))
+    return mem
+
+
+def drop_prefix(client: redis.Redis, prefix: str) -> None:
+    names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for lo in range(0, len(names), 500):
+        client.unlink(*names[lo : lo + 500])
