@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from deploy.stack import control
-from deploy.stack.layout import StackState
+from deploy.stack.layout import StackLayout, StackState
 from deploy.stack.procs import free_port
 from tests.helpers import wait_for
 
@@ -40,6 +40,7 @@ def _docker_engine_available() -> bool:
 class Stack:
     state: StackState
     webhook_port: int
+    layout: StackLayout
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,7 +85,7 @@ def stack() -> Iterator[Stack]:
         webhook_url=f"http://127.0.0.1:{webhook_port}/alerts",
     )
     try:
-        yield Stack(state, webhook_port)
+        yield Stack(state, webhook_port, StackLayout(root, name))
     finally:
         control.down(root, name, purge=True)
         shutil.rmtree(root, ignore_errors=True)

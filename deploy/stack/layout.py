@@ -18,6 +18,8 @@ class StackState:
     kafka_cluster_id: str = ""
     scrape_interval: str = "5s"
     webhook_url: str = ""
+    # Empty: the repository's deploy/prometheus/rules. Tests point it elsewhere.
+    rules_dir: str = ""
 
     def endpoints(self) -> dict[str, str]:
         """Environment variables that point every demandmon command at this stack."""

@@ -175,13 +175,14 @@ def redis_ready(state: StackState) -> Callable[[], bool]:
 
 def prometheus_config(state: StackState) -> str:
     interval = state.scrape_interval
+    rules = state.rules_dir or str(RULES_DIR)
     p = state.ports
     return f"""\
 global:
   scrape_interval: {interval}
   evaluation_interval: {interval}
 rule_files:
-  - {RULES_DIR}/*.yml
+  - {rules}/*.yml
 alerting:
   alertmanagers:
     - static_configs:
@@ -197,6 +198,17 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{p["prometheus"]}"]
 """
+
+
+def reload_prometheus(layout: StackLayout, state: StackState) -> None:
+    """Rewrite the configuration (e.g. after ``rules_dir`` changed) and reload it live."""
+    layout.conf("prometheus.yml").write_text(prometheus_config(state))
+    layout.save(state)
+    url = f"http://127.0.0.1:{state.ports['prometheus']}/-/reload"
+    request = urllib.request.Request(url, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if int(response.status) != 200:
+            raise StackError(f"prometheus: reload failed (log: {layout.log('prometheus')})")
 
 
 def start_prometheus(layout: StackLayout, state: StackState) -> subprocess.Popen[bytes]:
