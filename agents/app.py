@@ -3,7 +3,6 @@ batches and applies them to Redis; the worker serves its own metrics at /metrics
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -18,6 +17,7 @@ from prometheus_client import generate_latest
 from agents.classify import MappingError, RcrpMapping, load_mapping
 from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
+from demandmon.cliargs import CommandParser
 from demandmon.settings import Settings, get_settings
 from demandmon.state.store import StateStore, StoreConfig
 from streams.topics import KafkaUnavailable, ensure_topics
@@ -92,7 +92,7 @@ def wait_for_services(settings: Settings) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="demandmon worker", description=__doc__)
+    parser = CommandParser(prog="demandmon worker", description=__doc__)
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning"])
     parser.add_argument("--rcrp-mapping", type=Path, default=None, help="RCRP mapping JSON")
     args = parser.parse_args(argv)

@@ -109,6 +109,7 @@ class WorkerRun:
     first_count: int = 0
     peak_rss_kb: int = 0
     worker_cpu_s: float = 0.0
+    startup_cpu_s: float = 0.0  # worker CPU used by the time its first events showed up
     redis_cpu_s: float = 0.0
     kafka_cpu_s: float = 0.0
     script_calls: int = 0
@@ -118,6 +119,10 @@ class WorkerRun:
 
     def rate(self, n: int) -> float:
         return n / self.total_s
+
+    def steady_cpu_us(self, n: int) -> float:
+        """Worker CPU per event once running: imports and group join left out."""
+        return (self.worker_cpu_s - self.startup_cpu_s) / (n - self.first_count) * 1e6
 
     def steady_rate(self, n: int) -> float:
         """Events after the first applied batch over the time after it: start-up excluded."""
@@ -144,15 +149,19 @@ def run_worker(
     log_path: Path,
     service_pids: dict[str, int],
     procs: list[subprocess.Popen[bytes]],
+    profile_to: Path | None = None,
 ) -> WorkerRun:
-    """Start the real worker and time it until Redis accounts for all ``n`` events."""
+    """Start the real worker and time it until Redis accounts for all ``n`` events.
+
+    With ``profile_to`` it runs under cProfile (slower), which writes there on exit."""
     run = WorkerRun()
+    profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
     before = {name: cpu_s(pid) for name, pid in service_pids.items()}
     calls0, usec0 = script_usec(client)
     with open(log_path, "ab") as log:
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "demandmon.cli", "worker"],
+            [sys.executable, *profiler, "-m", "demandmon.cli", "worker"],
             env=env,
             cwd=log_path.parent,
             stdout=log,
@@ -167,6 +176,7 @@ def run_worker(
         run.samples.append((now - started, count))
         if count and not run.first_count:
             run.startup_s, run.first_count = now - started, count
+            run.startup_cpu_s = cpu_s(proc.pid)
         if count >= n:
             run.total_s = now - started
             break

@@ -17,6 +17,7 @@ TARGET_RATIO = 0.5
 @dataclass
 class SizeResult:
     events: BenchEvents
+    partition_of: list[int]  # each event's partition, as the producer chose it
     partitions: int
     batch_max: int
     produce_s: float
@@ -67,6 +68,7 @@ def rows(r: SizeResult) -> list[tuple[str, str]]:
         ("steady / min(A, B)", f"{w.steady_rate(n) / r.limit:.2f}"),
         ("Redis meta applied", f"{applied:,}" + (f"  {other}" if other else "")),
         ("worker CPU", f"{w.worker_cpu_s:,.1f} s ({w.worker_cpu_s / w.total_s:.0%} of wall)"),
+        ("  after start-up, per event", f"{w.steady_cpu_us(n):,.0f} us"),
         ("apply script in Redis", f"{w.script_s:,.1f} s in {w.script_calls:,} calls"),
         ("Redis / Kafka process CPU", f"{w.redis_cpu_s:,.1f} s / {w.kafka_cpu_s:,.1f} s"),
         ("worker peak RSS (VmHWM)", f"{w.peak_rss_kb / 1024:,.0f} MiB"),

@@ -35,7 +35,9 @@ from measure import (
     run_worker,
     stop_worker,
 )
+from phases import measure_phases, phase_table
 from report import SizeResult, table, verdict
+from workerprof import summary
 
 from demandmon.settings import Settings
 from deploy.stack import control
@@ -60,6 +62,7 @@ def run_size(
     partitions: int,
     workdir: Path,
     procs: list[subprocess.Popen[bytes]],
+    profile_to: Path | None,
 ) -> SizeResult:
     run_id = uuid.uuid4().hex[:8]
     topic, prefix = f"bench.{run_id}.events", f"b{run_id}"
@@ -97,6 +100,7 @@ def run_size(
         workdir / f"worker-{run_id}.log",
         service_pids,
         procs,
+        profile_to,
     )
     after = used_memory(client)
     memory = keyspace(client, prefix)
@@ -108,6 +112,7 @@ def run_size(
     drop_prefix(client, raw_prefix)
     return SizeResult(
         events=events,
+        partition_of=event_partitions,
         partitions=partitions,
         batch_max=settings.batch_max,
         produce_s=produce_s,
@@ -131,6 +136,18 @@ def _parser() -> argparse.ArgumentParser:
         help="also run 2x the events over 2x the days (same density) to show bounded memory",
     )
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time the worker's own phases in-process on the first run's events",
+    )
+    parser.add_argument(
+        "--profile-worker",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run the first worker under cProfile, dump to FILE and summarise (slower)",
+    )
     return parser
 
 
@@ -150,6 +167,7 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="demandmon-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     results: list[SizeResult] = []
+    notes: list[str] = []
     keep = False
     try:
         log(f"starting a private stack under {root}")
@@ -158,9 +176,23 @@ def main(argv: list[str]) -> int:
         sizes = [(args.events, args.days)]
         if args.compare_sizes:
             sizes.append((2 * args.events, 2 * args.days))
-        for count, days in sizes:
+        for n, (count, days) in enumerate(sizes):
+            profile_to = args.profile_worker.resolve() if args.profile_worker and not n else None
             results.append(
-                run_size(state.endpoints(), pids, count, days, args.partitions, root, procs)
+                run_size(
+                    state.endpoints(), pids, count, days, args.partitions, root, procs, profile_to
+                )
+            )
+        first = results[0]
+        if args.profile_worker:
+            notes.append("NOTE: the first worker ran under cProfile; its rates are slowed.")
+            notes.append(summary(args.profile_worker, first.n))
+        if args.phases:
+            log("timing the worker's phases in-process")
+            settings = Settings(redis_url=state.endpoints()["DEMANDMON_REDIS_URL"])
+            times = measure_phases(first.events, first.partition_of, settings, settings.redis_url)
+            notes.append(
+                phase_table(times, first.worker.worker_cpu_s, first.worker.script_s, first.n)
             )
         keep = args.keep_stack
     except KeyboardInterrupt:
@@ -176,6 +208,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(table(results))
     print(verdict(results))
+    for note in notes:
+        print(note)
     print(
         f"benchmark wall time {time.monotonic() - started:,.0f} s (load avg now "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"

@@ -39,8 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in DELEGATED:
         sub.add_parser(name, help=HELP[name], add_help=False)
-    if not args or args[0] in ("-h", "--help") or args[0] not in DELEGATED:
-        parser.parse_args(args[:1] or ["--help"])
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if args else 2
+    if args[0] not in DELEGATED:
+        known = " ".join(DELEGATED)
+        print(f"demandmon: unknown command '{args[0]}' (commands: {known})", file=sys.stderr)
         return 2
     module = importlib.import_module(DELEGATED[args[0]])
     code: int = module.main(args[1:])

@@ -4,7 +4,6 @@ rebased to look live, then prints live figures and the year-on-year RCRP table."
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from demandmon.cliargs import CommandParser
 from deploy.stack import control
 from deploy.stack.layout import StackLayout
 from deploy.stack.procs import StackError, alive, spawn, stop
@@ -105,7 +105,7 @@ def _live_summary(env: dict[str, str]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="demandmon demo", description=__doc__)
+    parser = CommandParser(prog="demandmon demo", description=__doc__)
     parser.add_argument("action", nargs="?", choices=["up", "stop"], default="up")
     args = parser.parse_args(argv)
     layout = StackLayout(STACK_DIR, STACK_NAME)

@@ -3,13 +3,13 @@ client. `demandmon topics` runs it by hand; the worker and replay call it too.""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from demandmon.cliargs import CommandParser
 from demandmon.settings import Settings, get_settings
 
 # Dead letters are kept long enough to investigate and replay them.
@@ -66,7 +66,7 @@ def ensure_topics(settings: Settings, wait_s: float = 0) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="demandmon topics", description=__doc__)
+    parser = CommandParser(prog="demandmon topics", description=__doc__)
     parser.parse_args(argv)
     settings = get_settings()
     try:

@@ -7,21 +7,21 @@ change to thresholds.yaml or the generators cannot land without its outputs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from demandmon.alerting.generate import THRESHOLDS_FILE, generated_files
 from demandmon.alerting.thresholds import ThresholdsError, load_thresholds
+from demandmon.cliargs import CommandParser
 
 # Directories whose every file of the kind is loaded as a whole (Prometheus reads
 # rules/*.yml, Grafana every dashboard JSON): a stray file there is drift too.
 OWNED_GLOBS = ("deploy/prometheus/rules/*.yml", "grafana/dashboards/*.json")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> CommandParser:
+    parser = CommandParser(
         prog="demandmon config", description="Generated configuration from thresholds.yaml."
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -3,7 +3,6 @@ from Redis, as the force's RCRP briefing tables, optionally year on year."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import redis
 
+from demandmon.cliargs import CommandParser
 from demandmon.evaluate.plot import plot_comparison
 from demandmon.evaluate.render import RENDERERS
 from demandmon.evaluate.report import build_report, comparison
@@ -21,14 +21,8 @@ from demandmon.state.reader import SourceFigures, StateReader
 EXIT_UNKNOWN, EXIT_PROCESSING = 1, 3
 
 
-class _Args(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"demandmon evaluate: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Args(prog="demandmon evaluate", description=__doc__)
+def _parser() -> CommandParser:
+    p = CommandParser(prog="demandmon evaluate", description=__doc__)
     p.add_argument("--source", required=True, help="the source to evaluate")
     p.add_argument("--against", default=None, help="a baseline source, e.g. last year")
     p.add_argument("--format", choices=sorted(RENDERERS), default="table")

@@ -51,7 +51,7 @@ def as_table(subject: Report, baseline: Report | None, change: dict[str, Any] | 
             f"{'category':<40}{'incidents':>10}{'deployed':>10}{'%':>8}"
             f"{'incidents':>11}{'deployed':>10}{'%':>8}{'change':>9}\n"
         )
-        out.write(f"{'':<40}{baseline['source']:>28}{subject['source']:>38}\n")
+        out.write(f"{'':<40}{baseline['source']:>28}{subject['source']:>29}\n")
         for (label, b_inc, b_dep, b_r), (_, inc, dep, r) in zip(
             _rows(baseline), _rows(subject), strict=True
         ):

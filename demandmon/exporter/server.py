@@ -3,7 +3,6 @@ logs what Alertmanager delivers (alert name, severity, BCU, source, status only)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -16,6 +15,7 @@ import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from demandmon.cliargs import CommandParser
 from demandmon.exporter.collector import DemandCollector
 from demandmon.settings import Settings, get_settings
 from demandmon.state.reader import StateReader
@@ -77,7 +77,7 @@ def build_app(registry: CollectorRegistry) -> Callable[[Environ, StartResponse],
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="demandmon exporter", description=__doc__)
+    parser = CommandParser(prog="demandmon exporter", description=__doc__)
     parser.add_argument("--port", type=int, default=None, help="listen port on 127.0.0.1")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)

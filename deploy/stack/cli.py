@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from demandmon.cliargs import CommandParser
 from deploy.stack.control import PORT_NAMES, down, status, up
 from deploy.stack.layout import StackLayout
 from deploy.stack.procs import StackError
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="demandmon stack", description=__doc__)
+def _parser() -> CommandParser:
+    parser = CommandParser(prog="demandmon stack", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--name", default="default", help="stack name (default: default)")
     parser.add_argument("--dir", type=Path, default=Path(".stack"), help="state folder")

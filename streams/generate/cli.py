@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from demandmon.cliargs import CommandParser
 from streams.generate.build import generate_stream
 from streams.generate.profiles import PROFILES
 from streams.generate.writer import write_jsonl
@@ -23,8 +24,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> CommandParser:
+    parser = CommandParser(
         prog=PROG,
         description="Write a synthetic CAD event stream (contract v1, JSON Lines; gzip when "
         "FILE ends .gz) built exactly to a profile's totals.",

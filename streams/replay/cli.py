@@ -3,14 +3,15 @@ event time preserved (optionally shifted), as fast as possible or at X times rea
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 from kafka.errors import KafkaError
 
+from demandmon.cliargs import CommandParser
 from demandmon.settings import LIVE_SOURCE, Settings, get_settings, valid_source
 from demandmon.state import keys
 from streams.replay.producer import ReplayReport, make_producer, send_all
@@ -19,14 +20,8 @@ from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
 from streams.topics import KafkaUnavailable, ensure_topics
 
 
-class _Args(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"demandmon replay: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Args(prog="demandmon replay", description=__doc__)
+def _parser() -> CommandParser:
+    p = CommandParser(prog="demandmon replay", description=__doc__)
     p.add_argument("file", type=Path, help="JSON Lines event file (.jsonl or .jsonl.gz)")
     p.add_argument("--source", required=True, help="source name the figures are kept under")
     p.add_argument("--speed", type=float, default=None, help="X times real time (default: max)")
@@ -48,18 +43,20 @@ def _bounds(path: Path) -> tuple[int, int, int]:
     return first, last, count
 
 
-def _progress(total: int) -> object:
+def _progress(total: int) -> Callable[[ReplayReport], None]:
+    """A redrawn bar on a terminal; on a pipe or log, a plain line every 5 s."""
+    tty = sys.stderr.isatty()
+    shown = [0.0]
+
     def show(report: ReplayReport) -> None:
-        done = report.sent
-        rate = report.rate
+        if not tty and report.elapsed_s - shown[0] < 5:
+            return
+        shown[0] = report.elapsed_s
+        done, rate = report.sent, report.rate
         eta = (total - done) / rate if rate > 0 else 0
         bar = "#" * int(30 * done / total) if total else ""
-        print(
-            f"\r[{bar:<30}] {done:,}/{total:,} {rate:,.0f} ev/s ETA {eta:,.0f}s ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        text = f"[{bar:<30}] {done:,}/{total:,} {rate:,.0f} events/s ETA {eta:,.0f}s"
+        print(f"\r{text} " if tty else text, end="" if tty else "\n", file=sys.stderr, flush=True)
 
     return show
 
@@ -110,14 +107,14 @@ def main(argv: list[str]) -> int:
             args.source,
             shift_ms=shift,
             pacer=pacer,
-            progress=show,  # type: ignore[arg-type]
+            progress=show,
         )
     except ReplayFileError as exc:
         print(f"\ndemandmon replay: {exc}", file=sys.stderr)
         return 2
     finally:
         producer.close()
-    if show is not None:
+    if show is not None and sys.stderr.isatty():
         print(file=sys.stderr)
     skipped = sum(report.skipped.values())
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,7 +60,7 @@ def read_records(path: Path) -> Iterator[Record | Skipped]:
                 if not line.strip():
                     continue
                 yield parse_line(number, line)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ReplayFileError(f"{path}: unreadable ({type(exc).__name__})") from None
 
 
