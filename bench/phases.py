@@ -2,10 +2,11 @@
 
 Feeds the same events, in the same batches (``batch_max`` in send order, split per shard),
 through the worker's real functions: ``consumed`` (Faust event -> Consumed), ``plan_batch``
-(decode + validate + classify; decode timed on its own too), ``script_args`` (the JSON
-encode of each shard's entries), ``StateStore.apply`` (one pipelined round trip running
-apply.lua) and the whole ``BatchApplier.apply`` (the above plus metric updates). What the
-real worker spends beyond their sum is Faust and aiokafka.
+(decode + validate + classify; decode also timed alone), ``script_args`` (the JSON encode
+of each shard's entries), ``StateStore.apply`` (one pipelined round trip running apply.lua;
+Redis's own script time read from INFO commandstats) and ``BatchApplier.apply`` with the
+store stubbed out (``plan_batch`` plus the metric updates). What the real worker spends
+beyond the sum is Faust, aiokafka and asyncio.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import redis.asyncio
 from events import BenchEvents
 from measure import SOURCE
 
-from agents.batch import SOURCE_HEADER, Consumed, plan_batch
+from agents.batch import SOURCE_HEADER, Consumed, Plan, plan_batch
 from agents.classify import load_mapping
 from agents.incident_events import BatchApplier, consumed
 from agents.metrics import WorkerMetrics
 from demandmon.settings import Settings
-from demandmon.state.store import StateStore, StoreConfig, script_args
+from demandmon.state.store import ApplyResult, StateStore, StoreConfig, script_args
 from schemas import decode_event
 
 PHASES = (
@@ -36,7 +37,7 @@ PHASES = (
     "plan_batch (decode, validate, classify)",
     "JSON encode of shard batches",
     "StateStore.apply (Redis round trip)",
-    "BatchApplier.apply (all of ours)",
+    "BatchApplier.apply, Redis stubbed",
 )
 
 
@@ -45,9 +46,17 @@ class PhaseTimes:
     events: int = 0
     batches: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    script_s: float = 0.0  # Redis's own time in apply.lua during the round trips
 
     def us_per_event(self, phase: str) -> float:
         return self.seconds[phase] / self.events * 1e6
+
+
+class _NoStore:
+    """Stands in for Redis, so BatchApplier.apply times plan_batch plus the metrics."""
+
+    async def apply(self, plan: Plan, now_ms: int) -> ApplyResult:
+        return ApplyResult(applied=plan.applied_candidates)
 
 
 class _NoDeadletters:
@@ -55,6 +64,11 @@ class _NoDeadletters:
 
     async def send(self, **_: Any) -> None:
         raise RuntimeError("unexpected dead letter")
+
+
+async def _script_usec(client: redis.asyncio.Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
 
 
 def _faust_like(topic: str, partition: int, offset: int, key: bytes, value: bytes) -> Any:
@@ -79,13 +93,11 @@ async def _run(
     config = StoreConfig(prefix, settings.retention_s, settings.max_future_s)
     metrics = WorkerMetrics.create()
     mapping = load_mapping()
-    applier = BatchApplier(settings, StateStore(client, config), mapping, metrics, _NoDeadletters())
-    # A second store on its own prefix: timing the round trip alone must not meet the
-    # offset guard of the prefix the whole apply writes to.
-    store = StateStore(
-        client, StoreConfig(prefix + "s", settings.retention_s, settings.max_future_s)
-    )
+    stub: Any = _NoStore()
+    applier = BatchApplier(settings, stub, mapping, metrics, _NoDeadletters())
+    store = StateStore(client, config)
     out = PhaseTimes(events=len(events))
+    usec0 = await _script_usec(client)
     offsets: dict[int, int] = defaultdict(int)
     secs = out.seconds
     tick = time.perf_counter
@@ -114,6 +126,7 @@ async def _run(
         for phase, took in zip(PHASES, took_s, strict=True):
             secs[phase] += took
         out.batches += 1
+    out.script_s = (await _script_usec(client) - usec0) / 1e6
     for name in [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]:
         await client.unlink(name)
     await client.aclose()
@@ -126,22 +139,22 @@ def measure_phases(
     return asyncio.run(_run(events, partitions, settings, redis_url))
 
 
-def phase_table(times: PhaseTimes, worker_cpu_us: float, script_s: float, n: int) -> str:
-    """Per-event microseconds of each phase, against the real worker's time per event.
-
-    The worker awaits each batch's Redis round trip before taking the next (concurrency
-    1), so its wall time is its own CPU plus the script's run time in Redis.
-    """
-    lines = [f"in-process phases ({times.events:,} events, {times.batches} batches):"]
+def phase_table(times: PhaseTimes, worker_cpu_us: float) -> str:
+    """Per-event microseconds of each phase, against the real worker's CPU per event."""
+    us = times.us_per_event
+    lines = [f"in-process phases ({times.events:,} events, {times.batches} batches), us/event:"]
     for phase in PHASES:
-        lines.append(f"  {phase:42} {times.us_per_event(phase):7.1f} us/event")
-    script = script_s / n * 1e6
-    ours = times.us_per_event(PHASES[0]) + times.us_per_event(PHASES[-1]) - script
-    real = worker_cpu_us
+        lines.append(f"  {phase:44} {us(phase):6.1f}")
+    script = times.script_s / times.events * 1e6
+    client_side = us(PHASES[4]) - script
+    metrics = us(PHASES[5]) - us(PHASES[2])
+    ours = us(PHASES[0]) + us(PHASES[5]) + client_side
     lines += [
-        f"  {'apply.lua run time in Redis (real run)':42} {script:7.1f} us/event",
-        f"  {'our Python (consumed + apply - script)':42} {ours:7.1f} us/event",
-        f"  {'real worker CPU after start-up':42} {real:7.1f} us/event",
-        f"  {'rest: Faust, aiokafka, asyncio':42} {real - ours:7.1f} us/event",
+        f"  {'  of which apply.lua inside Redis':44} {script:6.1f}",
+        f"  {'  of which encode, redis-py, socket':44} {client_side:6.1f}",
+        f"  {'metric updates (stubbed apply - plan_batch)':44} {metrics:6.1f}",
+        f"  {'our Python in the worker (excl. Redis)':44} {ours:6.1f}",
+        f"  {'real worker CPU after start-up':44} {worker_cpu_us:6.1f}",
+        f"  {'rest: Faust, aiokafka, asyncio':44} {worker_cpu_us - ours:6.1f}",
     ]
     return "\n".join(lines)

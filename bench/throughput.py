@@ -191,9 +191,7 @@ def main(argv: list[str]) -> int:
             log("timing the worker's phases in-process")
             settings = Settings(redis_url=state.endpoints()["DEMANDMON_REDIS_URL"])
             times = measure_phases(first.events, first.partition_of, settings, settings.redis_url)
-            notes.append(
-                phase_table(times, first.worker.worker_cpu_s, first.worker.script_s, first.n)
-            )
+            notes.append(phase_table(times, first.worker.steady_cpu_us(first.n)))
         keep = args.keep_stack
     except KeyboardInterrupt:
         log("interrupted; cleaning up")

@@ -18,8 +18,11 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "DEMANDMON_KAFKA_BOOTSTRAP": "127.0.0.1:1",
-             "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DEMANDMON_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        },
     )
 
 
