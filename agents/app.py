@@ -20,6 +20,7 @@ from agents.metrics import WorkerMetrics
 from demandmon.cliargs import CommandParser
 from demandmon.settings import Settings, get_settings
 from demandmon.state.store import StateStore, StoreConfig
+from deploy.stack.procs import port_in_use
 from streams.topics import KafkaUnavailable, ensure_topics
 
 log = logging.getLogger("demandmon.worker")
@@ -39,6 +40,9 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
         stream_buffer_maxsize=settings.batch_max * 2,
         broker_commit_every=settings.batch_max,
         broker_commit_interval=1.0,
+        # Applying is idempotent (offset guard + event ids in Redis), so shutdown and
+        # rebalance need not wait for a batch that may be stuck retrying an outage.
+        stream_wait_empty=False,
         web_enabled=True,
         web_bind="127.0.0.1",
         web_port=settings.worker_web_port,
@@ -97,6 +101,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rcrp-mapping", type=Path, default=None, help="RCRP mapping JSON")
     args = parser.parse_args(argv)
     settings = get_settings()
+    if port_in_use(settings.worker_web_port):
+        print(
+            f"demandmon worker: web port 127.0.0.1:{settings.worker_web_port} is in use "
+            "(another worker? set DEMANDMON_WORKER_WEB_PORT)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         mapping = load_mapping(args.rcrp_mapping)
         wait_for_services(settings)
