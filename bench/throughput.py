@@ -200,7 +200,8 @@ def main(argv: list[str]) -> int:
         for proc in procs:
             stop_worker(proc)
         if keep:
-            log(f"stack kept: .venv/bin/demandmon stack down --dir {root} --name bench --purge")
+            stop = f".venv/bin/demandmon stack down --dir {root} --name {STACK_NAME} --purge"
+            log(f"stack kept; stop it with: {stop}")
         else:
             control.down(root, STACK_NAME, purge=True)
             shutil.rmtree(root, ignore_errors=True)
