@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -144,3 +145,65 @@ def test_breach_fires_and_reaches_the_webhook(
             if not prom_query(prom, expr):
                 empty.append(f"{path.name}: {expr}")
     assert not empty, "\n".join(empty)
+
+
+def _post_alerts(alertmanager: str, alerts: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{alertmanager}/api/v2/alerts",
+        data=json.dumps(alerts).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def _alertmanager_alerts(alertmanager: str) -> list[dict[str, Any]]:
+    url = f"{alertmanager}/api/v2/alerts?inhibited=true&silenced=false&active=true"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        result: list[dict[str, Any]] = json.loads(response.read())
+    return result
+
+
+def test_bcu_alerts_are_inhibited_while_the_feed_is_stale(stack: Stack, webhook: Webhook) -> None:
+    """The real Alertmanager with the generated configuration: while the live feed is
+    stale, per-BCU alerts of that source are held back; other sources' are not."""
+    common = {"severity": "warning", "alertname": "DemandIGradeOpenListHigh", "bcu": "NE"}
+    _post_alerts(
+        stack.alertmanager,
+        [
+            {
+                "labels": {
+                    "alertname": "DemandLiveFeedStale",
+                    "severity": "critical",
+                    "source": "live-inhibit",
+                }
+            },
+            {"labels": {**common, "source": "live-inhibit"}},
+            {"labels": {**common, "source": "other-inhibit"}},
+        ],
+    )
+
+    def states() -> dict[tuple[str, str], str]:
+        return {
+            (a["labels"]["alertname"], a["labels"]["source"]): a["status"]["state"]
+            for a in _alertmanager_alerts(stack.alertmanager)
+            if a["labels"].get("source", "").endswith("-inhibit")
+        }
+
+    wait_for(states, lambda s: len(s) == 3, 30, "Alertmanager to hold the three alerts")
+    assert states() == {
+        ("DemandLiveFeedStale", "live-inhibit"): "active",
+        ("DemandIGradeOpenListHigh", "live-inhibit"): "suppressed",
+        ("DemandIGradeOpenListHigh", "other-inhibit"): "active",
+    }
+    wait_for(
+        webhook.firing,
+        lambda got: (
+            ("DemandIGradeOpenListHigh", "other-inhibit", "NE") in got
+            and ("DemandLiveFeedStale", "live-inhibit", "") in got
+        ),
+        90,
+        "the uninhibited alerts at the webhook",
+    )
+    assert ("DemandIGradeOpenListHigh", "live-inhibit", "NE") not in webhook.firing()
