@@ -133,12 +133,12 @@ def test_redelivered_partition_is_not_double_counted(pipeline: Pipeline, tmp_pat
     assert _source_samples(scrape(pipeline.metrics_url)) == before
 
 
-def test_redis_killed_mid_stream_loses_and_doubles_nothing(
-    pipeline: Pipeline, tmp_path: Path
+def _service_outage(
+    pipeline: Pipeline, tmp_path: Path, profile: str, seed: int, service: str
 ) -> None:
-    """kill -9 Redis while the worker applies; the worker retries until `stack up` brings
-    Redis back from its append-only file, then finishes with exact figures."""
-    events, _ = generate_stream("categories-2022", seed=4, duplicates=0.02, shuffle=True)
+    """Replay a messy stream, take ``service`` away under the running worker once it is
+    part-way through, bring it back with `stack up`, and check the figures are exact."""
+    events, _ = generate_stream(profile, seed=seed, duplicates=0.02, shuffle=True)
     oracle = Oracle()
     for e in events:
         oracle.feed(e, SOURCE)
@@ -153,11 +153,22 @@ def test_redis_killed_mid_stream_loses_and_doubles_nothing(
     layout = pipeline.stack.layout
     state = layout.load()
     assert state is not None
-    os.kill(state.pids["redis"], signal.SIGKILL)
+    if service == "redis":
+        os.kill(state.pids["redis"], signal.SIGKILL)
+    else:
+        stop(state.pids[service], marker(service, layout, state))
     time.sleep(2)
     control.up(layout.dir.parent, layout.name)
     wait_for(lambda: _processed(pipeline), lambda n: n >= len(events), 300, "all events")
     assert _source_samples(scrape(pipeline.metrics_url)) == expected
+
+
+def test_redis_killed_mid_stream_loses_and_doubles_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """kill -9 Redis while the worker applies; the worker retries until `stack up` brings
+    Redis back from its append-only file, then finishes with exact figures."""
+    _service_outage(pipeline, tmp_path, "categories-2022", 4, "redis")
 
 
 def test_kafka_restarted_mid_stream_loses_and_doubles_nothing(
@@ -165,23 +176,4 @@ def test_kafka_restarted_mid_stream_loses_and_doubles_nothing(
 ) -> None:
     """The broker goes away under a running worker and comes back (faust-streaming has
     known hangs after a Kafka restart): the worker resumes and the figures stay exact."""
-    events, _ = generate_stream("categories-2023", seed=9, duplicates=0.02, shuffle=True)
-    oracle = Oracle()
-    for e in events:
-        oracle.feed(e, SOURCE)
-    expected = {k: round(v, 6) for k, v in oracle.samples(SOURCE).items()}
-    path = tmp_path / "stream.jsonl"
-    _write(events, path, bad_lines=0)
-    pipeline.run("topics")
-    pipeline.run("replay", str(path), "--source", SOURCE, "--quiet")
-    pipeline.start_worker()
-    pipeline.start_exporter()
-    wait_for(lambda: _processed(pipeline), lambda n: n > 5000, 120, "the worker to start")
-    layout = pipeline.stack.layout
-    state = layout.load()
-    assert state is not None
-    stop(state.pids["kafka"], marker("kafka", layout, state))
-    time.sleep(3)
-    control.up(layout.dir.parent, layout.name)
-    wait_for(lambda: _processed(pipeline), lambda n: n >= len(events), 300, "all events")
-    assert _source_samples(scrape(pipeline.metrics_url)) == expected
+    _service_outage(pipeline, tmp_path, "categories-2023", 9, "kafka")

@@ -67,6 +67,25 @@ def test_two_services_on_one_port_are_refused(tmp_path: Path) -> None:
         control.up(tmp_path, "twice", {"redis": port, "prometheus": port})
 
 
+def _created_file(path: Path, times: list[str]) -> Path:
+    """One `created` event per time, incidents CAD/0, CAD/1, ..."""
+    events = [
+        {
+            "schema": "cad.incident-event/1",
+            "event_id": f"e{i}",
+            "incident_id": f"CAD/{i}",
+            "type": "created",
+            "occurred_at": at,
+            "bcu": "SE",
+            "opening_code": "ASB",
+            "caller": "public",
+        }
+        for i, at in enumerate(times)
+    ]
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    return path
+
+
 def _replayed(pipeline: Pipeline) -> list[dict[str, object]]:
     consumer = KafkaConsumer(
         pipeline.topic,
@@ -80,21 +99,7 @@ def _replayed(pipeline: Pipeline) -> list[dict[str, object]]:
 
 
 def test_replay_shift_keeps_keys_and_tags_the_source(pipeline: Pipeline, tmp_path: Path) -> None:
-    events = [
-        {
-            "schema": "cad.incident-event/1",
-            "event_id": f"e{i}",
-            "incident_id": f"CAD/{i}",
-            "type": "created",
-            "occurred_at": "2022-11-01T10:00:00Z",
-            "bcu": "SE",
-            "opening_code": "ASB",
-            "caller": "public",
-        }
-        for i in range(3)
-    ]
-    path = tmp_path / "s.jsonl"
-    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    path = _created_file(tmp_path / "s.jsonl", ["2022-11-01T10:00:00Z"] * 3)
     pipeline.run("topics")
     result = pipeline.run("replay", str(path), "--source", "last-year", "--shift", "52w")
     assert "sent 3 events" in result.stdout and "events/s" in result.stdout
@@ -106,21 +111,7 @@ def test_replay_shift_keeps_keys_and_tags_the_source(pipeline: Pipeline, tmp_pat
 
 def test_replay_stops_cleanly_on_ctrl_c(pipeline: Pipeline, tmp_path: Path) -> None:
     # Ten events an hour apart at 3600x: one a second, so Ctrl-C lands part-way.
-    events = [
-        {
-            "schema": "cad.incident-event/1",
-            "event_id": f"c{i}",
-            "incident_id": f"CAD/{i}",
-            "type": "created",
-            "occurred_at": f"2023-11-01T{i:02d}:00:00Z",
-            "bcu": "SE",
-            "opening_code": "ASB",
-            "caller": "public",
-        }
-        for i in range(10)
-    ]
-    path = tmp_path / "slow.jsonl"
-    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    path = _created_file(tmp_path / "slow.jsonl", [f"2023-11-01T{h:02d}:00:00Z" for h in range(10)])
     pipeline.run("topics")
     proc = subprocess.Popen(
         [

@@ -20,6 +20,7 @@ from agents.classify import load_mapping
 from demandmon.exporter.families import HELP, source_samples
 from demandmon.state.reader import StateReader
 from demandmon.state.store import StoreConfig, SyncStateStore
+from schemas import EVENT_TYPES
 from tests.conftest import Stack
 from tests.oracle import Oracle
 
@@ -31,18 +32,7 @@ SOURCE = "prop"
 BASE = datetime(2023, 10, 28, 22, 0, tzinfo=UTC)
 CODES = ["MENTAL_HEALTH", "WELFARE_CHECK", "COLLAPSE", "VULNERABLE_PERSON", "THEFT", "ASB"]
 CALLERS = ["public", "partner_health", "partner_other"]
-FOLLOW_UPS = [
-    "graded",
-    "classified",
-    "resource_assigned",
-    "resource_arrived",
-    "resource_cleared",
-    "s136_detained",
-    "s136_arrived_pos",
-    "s136_handover",
-    "closed",
-    "cancelled",
-]
+FOLLOW_UPS = [kind for kind in EVENT_TYPES if kind != "created"]
 NOT_COMPARED = {
     "demand_stream_window_end_timestamp_seconds",
     "demand_stream_last_processed_timestamp_seconds",
