@@ -6,15 +6,15 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from deploy.stack import control
 from deploy.stack.procs import StackError, free_port
 from tests.conftest import REPO, Pipeline, Stack
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,16 @@ def _created_file(path: Path, times: list[str]) -> Path:
     return path
 
 
+def _on_topic(pipeline: Pipeline) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=pipeline.stack.kafka)
+    try:
+        parts = consumer.partitions_for_topic(pipeline.topic) or set()
+        ends = consumer.end_offsets([TopicPartition(pipeline.topic, p) for p in parts])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
 def _replayed(pipeline: Pipeline) -> list[dict[str, object]]:
     consumer = KafkaConsumer(
         pipeline.topic,
@@ -132,7 +142,8 @@ def test_replay_stops_cleanly_on_ctrl_c(pipeline: Pipeline, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    # Interrupt once the first event is on Kafka, however slow the replay was to start.
+    wait_for(lambda: _on_topic(pipeline), lambda n: n >= 1, 60, "the first replayed event")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
