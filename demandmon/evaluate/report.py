@@ -8,17 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.classify import LABELS, RCRP_CATEGORIES
+from demandmon.exporter.families import MS_PER_HOUR, REJECT_REASONS
 from demandmon.state.reader import SourceFigures
 from schemas import BCU_CODES
 
-INVALID_REASONS = (
-    "malformed_json",
-    "oversized",
-    "schema_violation",
-    "bad_source",
-    "too_far_future",
-)
-MS_PER_HOUR = 3_600_000
+# Everything refused except lateness counts as invalid in the contract's JSON.
+INVALID_REASONS = tuple(r for r in REJECT_REASONS if r != "too_late")
 DAY_S = 86400
 
 
