@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from agents.batch import Consumed, plan_batch, source_of
+from agents.batch import Consumed, Plan, plan_batch, source_of
 from agents.classify import RcrpMapping
 from agents.deadletter import deadletter_headers, deadletter_key, deadletter_value
 from agents.metrics import WorkerMetrics
 from demandmon.settings import LIVE_SOURCE, Settings
-from demandmon.state.store import StateStore
+from demandmon.state.store import ApplyResult, StateStore
 
 log = logging.getLogger("demandmon.worker")
 MAX_BACKOFF_S = 5.0
+T = TypeVar("T")
 
 
 def consumed(event: Any) -> Consumed:
@@ -59,35 +60,48 @@ class BatchApplier:
     async def run(self, batches: AsyncIterator[Sequence[Any]]) -> None:
         async for events in batches:
             messages = [consumed(e) for e in events]
-            await self.apply_until_done(messages)
+            await self.process(messages)
 
-    async def apply_until_done(self, messages: list[Consumed]) -> None:
+    async def process(self, messages: list[Consumed]) -> None:
+        plan = plan_batch(messages, self.mapping, self.settings.max_message_bytes)
+        # Dead letters are delivered before the batch is applied: if we crash in between,
+        # the batch is redelivered and a dead letter may repeat, but none is ever lost.
+        if plan.rejections:
+            await self._until_done(lambda: self._send_deadletters(plan), "sending dead letters")
+        result = await self._until_done(
+            lambda: self.store.apply(plan, int(time.time() * 1000)), "applying a batch"
+        )
+        self._count(messages, plan, result)
+
+    async def _until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry with backoff until it works: skipping would lose events."""
         backoff = 0.2
         while True:
             try:
-                await self.apply(messages)
-                return
+                return await action()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.metrics.apply_failures.inc()
-                log.error("applying a batch failed (%s); retrying", type(exc).__name__)
+                log.error("%s failed (%s); retrying", what, type(exc).__name__)
                 # Tracebacks hold code locations only; event values never reach the log.
-                log.debug("apply failure", exc_info=True)
+                log.debug("%s failure", what, exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
-    async def apply(self, messages: list[Consumed]) -> None:
-        plan = plan_batch(messages, self.mapping, self.settings.max_message_bytes)
-        # Dead letters first: if we crash after this, the batch is redelivered and a
-        # dead letter may repeat, but no refused message goes unrecorded.
-        for rejection in plan.rejections:
+    async def _send_deadletters(self, plan: Plan) -> None:
+        pending = [
             await self.deadletter_topic.send(
                 key=deadletter_key(rejection),
                 value=deadletter_value(rejection),
                 headers=deadletter_headers(rejection),
             )
-        result = await self.store.apply(plan, int(time.time() * 1000))
+            for rejection in plan.rejections
+        ]
+        # send() only queues; wait until the broker has every one of them.
+        await asyncio.gather(*pending)
+
+    def _count(self, messages: list[Consumed], plan: Plan, result: ApplyResult) -> None:
         done = time.time()
         m = self.metrics
         m.messages.inc(len(messages))

@@ -137,7 +137,7 @@ async def _pass(
     script_s = (await _script_usec(client) - usec0) / 1e6
     t0 = tick()
     for batch in messages:
-        await applier.apply(batch)
+        await applier.process(batch)
     secs[PHASES[5]] = tick() - t0
     for name in [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]:
         await client.unlink(name)
