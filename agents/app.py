@@ -18,7 +18,7 @@ from agents.classify import MappingError, RcrpMapping, load_mapping
 from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
 from demandmon.cliargs import CommandParser
-from demandmon.settings import Settings, get_settings
+from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.store import StateStore, StoreConfig
 from deploy.stack.procs import port_in_use
 from streams.topics import KafkaUnavailable, ensure_topics
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning"])
     parser.add_argument("--rcrp-mapping", type=Path, default=None, help="RCRP mapping JSON")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit("demandmon worker")
     if port_in_use(settings.worker_web_port):
         print(
             f"demandmon worker: web port 127.0.0.1:{settings.worker_web_port} is in use "

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
-from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
@@ -46,9 +46,6 @@ class Settings(BaseSettings):
     max_future_s: int = Field(default=300, ge=0)
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    stack_name: str = Field(default="default", pattern=r"^[a-z0-9_-]{1,32}$")
-    stack_dir: Path = Path(".stack")
-
     @field_validator("events_topic", "deadletter_topic", "consumer_group")
     @classmethod
     def _kafka_name(cls, value: str) -> str:
@@ -65,3 +62,14 @@ def valid_source(name: str) -> bool:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit(prog: str) -> Settings:
+    """The settings for a command: a bad variable is one line naming it, and exit 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "DEMANDMON_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        print(f"{prog}: {name}: {first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

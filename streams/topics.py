@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from demandmon.cliargs import CommandParser
-from demandmon.settings import Settings, get_settings
+from demandmon.settings import Settings, settings_or_exit
 
 # Dead letters are kept long enough to investigate and replay them.
 DEADLETTER_RETENTION_MS = 30 * 86400 * 1000
@@ -68,7 +68,7 @@ def ensure_topics(settings: Settings, wait_s: float = 0) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = CommandParser(prog="demandmon topics", description=__doc__)
     parser.parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit("demandmon topics")
     try:
         created = ensure_topics(settings, wait_s=30)
     except (KafkaUnavailable, KafkaError) as exc:

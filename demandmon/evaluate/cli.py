@@ -14,7 +14,7 @@ from demandmon.cliargs import CommandParser
 from demandmon.evaluate.plot import plot_comparison
 from demandmon.evaluate.render import RENDERERS
 from demandmon.evaluate.report import build_report, comparison
-from demandmon.settings import get_settings
+from demandmon.settings import settings_or_exit
 from demandmon.state import keys
 from demandmon.state.reader import SourceFigures, StateReader
 
@@ -60,7 +60,7 @@ def _read(
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit("demandmon evaluate")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
     reader = StateReader(client, settings.key_prefix)
     try:

@@ -17,7 +17,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from demandmon.cliargs import CommandParser
 from demandmon.exporter.collector import DemandCollector
-from demandmon.settings import Settings, get_settings
+from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.reader import StateReader
 
 log = logging.getLogger("demandmon.exporter")
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = get_settings()
+    settings = settings_or_exit("demandmon exporter")
     port = args.port if args.port is not None else settings.exporter_port
     try:
         server = make_server(

@@ -12,7 +12,7 @@ import redis
 from kafka.errors import KafkaError
 
 from demandmon.cliargs import CommandParser
-from demandmon.settings import LIVE_SOURCE, Settings, get_settings, valid_source
+from demandmon.settings import LIVE_SOURCE, Settings, settings_or_exit, valid_source
 from demandmon.state import keys
 from streams.replay.producer import ReplayReport, make_producer, send_all
 from streams.replay.reader import Record, ReplayFileError, read_records
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
         return 2
     if args.rebase == "now":
         shift += rebase_shift_ms(first, last, int(time.time() * 1000), args.speed is not None)
-    settings = get_settings()
+    settings = settings_or_exit("demandmon replay")
     try:
         ensure_topics(settings, wait_s=10)
         producer = make_producer(settings.kafka_bootstrap)

@@ -85,3 +85,21 @@ def test_generate_refuses_unknown_profile(tmp_path: Path) -> None:
     result = _run("generate", "--profile", "nope", "--seed", "1", "--out", "x.jsonl", cwd=tmp_path)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "demandmon.cli", "topics"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DEMANDMON_PARTITIONS": "twelve",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        },
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("demandmon topics: DEMANDMON_PARTITIONS: ")
+    assert len(result.stderr.strip().splitlines()) == 1
