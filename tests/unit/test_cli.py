@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command with nothing listening where Kafka should be."""
     return subprocess.run(
         [sys.executable, "-m", "demandmon.cli", *args],
         capture_output=True,
@@ -22,6 +23,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "PATH": "/usr/bin:/bin",
             "DEMANDMON_KAFKA_BOOTSTRAP": "127.0.0.1:1",
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            **env,
         },
     )
 
@@ -88,18 +90,7 @@ def test_generate_refuses_unknown_profile(tmp_path: Path) -> None:
 
 
 def test_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "demandmon.cli", "topics"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DEMANDMON_PARTITIONS": "twelve",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-        },
-    )
+    result = _run("topics", cwd=tmp_path, DEMANDMON_PARTITIONS="twelve")
     assert result.returncode == 2
     assert result.stderr.startswith("demandmon topics: DEMANDMON_PARTITIONS: ")
     assert len(result.stderr.strip().splitlines()) == 1
