@@ -18,6 +18,7 @@ from events import BenchEvents
 
 from agents.batch import SOURCE_HEADER
 from demandmon.state import keys
+from deploy.stack.procs import stop_child
 from streams.replay.producer import make_producer
 
 SOURCE = "bench"
@@ -130,16 +131,6 @@ class WorkerRun:
         return (n - self.first_count) / span if span > 0 else float("nan")
 
 
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def run_worker(
     env: dict[str, str],
     client: redis.Redis,
@@ -194,7 +185,7 @@ def run_worker(
     calls1, usec1 = script_usec(client)
     run.script_calls, run.script_s = calls1 - calls0, (usec1 - usec0) / 1e6
     run.meta = meta_totals(client, prefix, partitions)
-    stop_worker(proc)
+    stop_child(proc)
     return run
 
 

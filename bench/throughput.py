@@ -33,7 +33,6 @@ from measure import (
     raw_consume,
     raw_redis,
     run_worker,
-    stop_worker,
 )
 from phases import measure_phases, phase_table
 from report import SizeResult, table, verdict
@@ -41,6 +40,7 @@ from workerprof import summary
 
 from demandmon.settings import Settings
 from deploy.stack import control
+from deploy.stack.procs import stop_child
 from streams.topics import ensure_topics
 
 STACK_NAME = "bench"
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         for proc in procs:
-            stop_worker(proc)
+            stop_child(proc)
         if keep:
             stop = f".venv/bin/demandmon stack down --dir {root} --name {STACK_NAME} --purge"
             log(f"stack kept; stop it with: {stop}")

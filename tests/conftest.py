@@ -19,7 +19,7 @@ import redis
 
 from deploy.stack import control
 from deploy.stack.layout import StackLayout, StackState
-from deploy.stack.procs import free_port
+from deploy.stack.procs import free_port, stop_child
 from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,17 +135,8 @@ class Pipeline:
         )
         return proc
 
-    def stop(self, proc: subprocess.Popen[bytes], kill: bool = False) -> None:
-        if proc.poll() is None:
-            if kill:
-                proc.kill()
-            else:
-                proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        stop_child(proc)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.workdir.glob("*.log"))

@@ -48,6 +48,18 @@ def spawn(
 Marker = tuple[str, ...]
 
 
+def stop_child(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """Stop a child we started and still hold: SIGTERM, then SIGKILL after the grace."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def alive(pid: int, marker: Marker) -> bool:
     """True when pid runs and its command line holds one of the ``marker`` strings (guards
     against pid reuse)."""
