@@ -50,14 +50,17 @@ class Plan:
 
 
 def source_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
-    """The replay source a message carries, ``live`` when none; None when unusable."""
-    for name, value in headers:
-        if name == SOURCE_HEADER:
-            try:
+    """The replay source a message carries, ``live`` when none; None when unusable (not
+    ASCII, not a valid source name, not bytes at all). Never raises."""
+    try:
+        for name, value in headers:
+            if name == SOURCE_HEADER:
+                if not isinstance(value, bytes | bytearray):
+                    return None
                 text = value.decode("ascii")
-            except (UnicodeDecodeError, AttributeError):
-                return None
-            return text if valid_source(text) and text != UNKNOWN_SOURCE else None
+                return text if valid_source(text) and text != UNKNOWN_SOURCE else None
+    except Exception:  # not ASCII, or headers that are not (name, value) pairs
+        return None
     return LIVE_SOURCE
 
 
@@ -82,23 +85,52 @@ def event_entry(offset: int, event: IncidentEvent, mapping: RcrpMapping) -> Entr
     ]
 
 
-def plan_batch(messages: Iterable[Consumed], mapping: RcrpMapping, max_bytes: int) -> Plan:
+def plan_batch(
+    messages: Iterable[Consumed],
+    mapping: RcrpMapping,
+    max_bytes: int,
+    now_ms: int,
+    max_future_ms: int,
+) -> Plan:
+    """Every message becomes an entry or a rejection (dead-lettered and counted); nothing a
+    message holds can make this raise. ``occurred_at`` later than ``now_ms`` (the wall
+    clock) plus ``max_future_ms`` is ``too_far_future`` whatever the source."""
     plan = Plan()
+    latest_ms = now_ms + max_future_ms
+    too_far = ContractError(
+        "too_far_future", f"occurred_at is more than {max_future_ms / 1000:g} s past the wall clock"
+    )
     for msg in messages:
         source = source_of(msg.headers)
         if source is None:
             reject(plan, msg, UNKNOWN_SOURCE, ContractError("bad_source", "source header"))
             continue
         try:
-            event = decode_event(msg.value or b"", max_bytes)
-            if msg.key is not None and msg.key != event.incident_id.encode():
-                raise ContractError("schema_violation", "message key is not the incident_id")
+            event = checked_event(msg, max_bytes)
         except ContractError as exc:
             reject(plan, msg, source, exc)
+            continue
+        except Exception:  # belt and braces: one message never stops the batch
+            reject(plan, msg, source, ContractError("malformed_json", "could not be decoded"))
+            continue
+        if event.occurred_at_ms > latest_ms:
+            reject(plan, msg, source, too_far)
             continue
         plan.add(source, msg.partition, event_entry(msg.offset, event, mapping))
         plan.applied_candidates += 1
     return plan
+
+
+def checked_event(msg: Consumed, max_bytes: int) -> IncidentEvent:
+    """The message's valid event, keyed by its incident_id, or a ContractError."""
+    event = decode_event(msg.value or b"", max_bytes)
+    if not msg.key:
+        raise ContractError(
+            "schema_violation", "message has no key (the key must be the incident_id)"
+        )
+    if msg.key != event.incident_id.encode():
+        raise ContractError("schema_violation", "message key is not the incident_id")
+    return event
 
 
 def reject(plan: Plan, msg: Consumed, source: str, exc: ContractError) -> None:

@@ -4,13 +4,18 @@ Python model agrees with the JSON Schema file on every case."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import ContractError, decode_event, validate_event
+from schemas.contract import FIELD_RULES, MAX_DEPTH, MAX_MESSAGE_BYTES, valid_fields
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schemas" / "incident-event-v1.schema.json").read_text()
@@ -182,3 +187,147 @@ def test_decode_rejects_oversized_and_malformed() -> None:
 def test_summary_is_not_kept() -> None:
     event = validate_event(_event(summary="Caller John Smith"))
     assert "John" not in repr(event)
+
+
+CANARY = "CANARY-PII-7f3a"
+
+
+def _raw(doc: dict[str, Any], tail: str = "") -> bytes:
+    """``doc`` as JSON with ``tail`` (raw JSON text) spliced in as the last members."""
+    text = json.dumps(doc)
+    return (text[:-1] + ", " + tail + "}").encode() if tail else text.encode()
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """A valid event whose unknown field makes the whole message ``levels`` deep."""
+    inner: Any = CANARY
+    for _ in range(levels - 1):
+        inner = {"x": inner}
+    return _event(summary=CANARY, unknown=inner)
+
+
+HOSTILE: list[tuple[str, bytes, str, str]] = [
+    ("60,000 [", b'["' + CANARY.encode() + b'",' + b"[" * 60_000, "malformed_json", "nests deeper"),
+    ("13,000 {a:", b'{"' + CANARY.encode() + b'":' + b'{"a":' * 13_000, "malformed_json", "nests"),
+    ("6 deep unknown field", json.dumps(_nested(6)).encode(), "malformed_json", "nests deeper"),
+    (
+        "5,000 digits",
+        _raw(_event(summary=CANARY), '"x": ' + "7" * 5000),
+        "malformed_json",
+        "number",
+    ),
+    ("21 digits", _raw(_event(), '"x": -' + "9" * 21), "malformed_json", "number"),
+    ("1e400", _raw(_event(summary=CANARY), '"x": 1e400'), "malformed_json", "number"),
+    ("-1e400", _raw(_event(), '"x": [-1e400]'), "malformed_json", "number"),
+    ("NaN", _raw(_event(summary=CANARY), '"x": NaN'), "malformed_json", "NaN"),
+    ("Infinity", _raw(_event(), '"x": -Infinity'), "malformed_json", "NaN or Infinity"),
+    ("bad UTF-8", _raw(_event(), f'"x": "{CANARY}') + b'\xff"}', "malformed_json", "UTF-8"),
+    ("UTF-8 surrogate", _raw(_event(), '"x": "') + b'\xed\xa0\x80"}', "malformed_json", "UTF-8"),
+    ("UTF-16", json.dumps(_event(summary=CANARY)).encode("utf-16"), "malformed_json", "UTF-8"),
+    ("UTF-16-LE", json.dumps(_event()).encode("utf-16-le"), "malformed_json", "UTF-8"),
+    ("UTF-8 BOM", b"\xef\xbb\xbf" + json.dumps(_event()).encode(), "malformed_json", "UTF-8"),
+    ("lone surrogate", _raw(_event(), f'"x": "{CANARY}\\udc00"'), "malformed_json", "surrogate"),
+    ("repeat top", _raw(_event(), f'"event_id": "{CANARY}"'), "malformed_json", "repeats a name"),
+    (
+        "repeat deep",
+        _raw(_event(), f'"n": [{{"t": 1, "t": "{CANARY}"}}]'),
+        "malformed_json",
+        "repeats",
+    ),
+    ("empty", b"", "malformed_json", "UTF-8 JSON"),
+    ("trailing data", _raw(_event()) + b" {}", "malformed_json", "UTF-8 JSON"),
+    ("top-level array", f'["{CANARY}"]'.encode(), "schema_violation", "JSON object"),
+    ("JSON string", f'"{CANARY}"'.encode(), "schema_violation", "JSON object"),
+    ("oversized", json.dumps(_event(summary=CANARY * 5000)).encode(), "oversized", "over 65536"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "detail"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_messages_get_a_fixed_reason_and_no_value_in_the_detail(
+    raw: bytes, reason: str, detail: str
+) -> None:
+    with pytest.raises(ContractError) as caught:
+        decode_event(raw)
+    assert caught.value.reason == reason
+    assert detail in caught.value.detail
+    assert CANARY not in str(caught.value) and "7777" not in str(caught.value)
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    assert MAX_DEPTH == 5
+    assert decode_event(json.dumps(_nested(5)).encode()).event_id == "ev-1"
+    with pytest.raises(ContractError, match="nests deeper than 5 levels"):
+        decode_event(json.dumps(_nested(6)).encode())
+    # Brackets inside strings are text, not nesting.
+    assert decode_event(json.dumps(_event(summary="[[[[[[{{{{{{" * 50)).encode())
+
+
+def test_deep_nesting_is_refused_fast_without_recursion() -> None:
+    for raw, limit in ((b"[" * 60_000, MAX_MESSAGE_BYTES), (b'{"a":' * 60_000, 1024 * 1024)):
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            with pytest.raises(ContractError, match="nests deeper"):
+                decode_event(raw, limit)
+            best = min(best, time.perf_counter() - start)
+        assert best < 0.05
+    # Even with the recursion limit far below what the parser would need.
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        with pytest.raises(ContractError):
+            decode_event(b"[" * 60_000)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def test_numbers_fields_can_take_are_accepted() -> None:
+    for tail in ('"x": ' + "9" * 20, '"x": -' + "9" * 20, '"x": 1e308', '"x": 1e-400', '"x": 0.5'):
+        assert decode_event(_raw(_event(), tail)).event_id == "ev-1"
+    event = decode_event(_raw(_event("resource_assigned", officers=_DROP), '"officers": 10'))
+    assert event.officers == 10
+
+
+def test_valid_text_escapes_are_accepted() -> None:
+    # A surrogate pair is one valid character; an escaped backslash is not an escape.
+    for text in ('"x": "\\ud83d\\ude00"', '"x": "\\\\udc00"', '"x": "caf\\u00e9"'):
+        assert decode_event(_raw(_event(), text)).event_id == "ev-1"
+
+
+def test_personal_data_in_summary_and_unknown_fields_is_accepted_and_dropped() -> None:
+    raw = json.dumps(_event(summary=CANARY, notes={"text": CANARY})).encode()
+    event = decode_event(raw)
+    assert CANARY not in repr(event)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(alphabet='[]{}",:\\u0123456789abcdefeE.-+ NaInfity\xff\x00\ud800', max_size=300),
+    )
+)
+def test_decode_raises_nothing_but_contract_errors(data: bytes | str) -> None:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    try:
+        decode_event(raw)
+    except ContractError as exc:
+        assert exc.reason in ("malformed_json", "schema_violation")
+
+
+def test_field_rules_keep_only_valid_contract_fields() -> None:
+    doc = _event("resource_assigned", summary=CANARY, notes={"t": CANARY}, bcu=CANARY)
+    doc.update(opening_code=CANARY + "!", officers=True, closing_code="NFA")
+    kept = valid_fields(doc)
+    assert kept == {
+        "schema": "cad.incident-event/1",
+        "event_id": "ev-1",
+        "incident_id": "CAD/2023/11/000001",
+        "type": "resource_assigned",
+        "occurred_at": "2023-11-01T10:00:00Z",
+        "resource_id": "SE12A",
+        "closing_code": "NFA",
+    }
+    assert set(FIELD_RULES) == set(SCHEMA["properties"]) - {"summary"}
