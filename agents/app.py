@@ -1,20 +1,27 @@
-"""`demandmon worker`: the Faust app. One agent consumes the incident event topic in
-batches and applies them to Redis; the worker serves its own metrics at /metrics."""
+"""`demandmon worker`: the Faust app. Its consuming service reads the incident event topic
+in whole batches and applies them to Redis; the worker serves its own metrics at /metrics."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import faust
+import mode
 import redis
 import redis.asyncio
+from aiokafka import AIOKafkaProducer
+from faust.app.base import BootStrategy
+from kafka.errors import KafkaError
 from prometheus_client import generate_latest
 
 from agents.classify import MappingError, RcrpMapping, load_mapping
+from agents.consumer import EventConsumer
+from agents.deadletter_sender import DeadLetterSender
 from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
 from demandmon.cliargs import CommandParser
@@ -27,48 +34,38 @@ log = logging.getLogger("demandmon.worker")
 STARTUP_WAIT_S = 60.0
 
 
+class _NoFaustConsumer(BootStrategy):
+    """Faust runs the lifecycle and the web server; Kafka is read by EventConsumer."""
+
+    enable_kafka = False
+
+
+class WorkerApp(faust.App):
+    BootStrategy = _NoFaustConsumer
+
+
 def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics) -> faust.App:
-    app = faust.App(
-        settings.consumer_group,
+    datadir = settings.worker_data_dir or str(Path(tempfile.gettempdir()) / "demandmon-worker")
+    app = WorkerApp(
+        f"{settings.consumer_group}-app",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
-        value_serializer="raw",
-        key_serializer="raw",
-        topic_partitions=settings.partitions,
+        datadir=datadir,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=settings.batch_max * 2,
-        broker_commit_every=settings.batch_max,
-        broker_commit_interval=1.0,
-        # Applying is idempotent (offset guard + event ids in Redis), so shutdown and
-        # rebalance need not wait for a batch that may be stuck retrying an outage.
-        stream_wait_empty=False,
         web_enabled=True,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_bind,
         web_port=settings.worker_web_port,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_bind,
     )
-    events_topic = app.topic(
-        settings.events_topic,
-        key_type=bytes,
-        value_type=bytes,
-        value_serializer="raw",
-        key_serializer="raw",
-        partitions=settings.partitions,
-    )
-    deadletter = app.topic(settings.deadletter_topic, value_serializer="raw", key_serializer="raw")
     client = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=30)
-    store = StateStore(
-        client,
-        StoreConfig(settings.key_prefix, settings.retention_s, settings.max_future_s),
+    store = StateStore(client, StoreConfig(settings.key_prefix, settings.retention_s))
+    producer = KafkaProducerService(settings)
+    deadletters = DeadLetterSender(
+        producer.get, settings.deadletter_topic, settings.deadletter_timeout_s, metrics
     )
-    applier = BatchApplier(settings, store, mapping, metrics, deadletter)
-
-    # concurrency=1: per-partition order matters and Faust can commit past an in-flight
-    # message with more (faust-streaming issue 606).
-    @app.agent(events_topic, concurrency=1, name="apply_incident_events")
-    async def apply_incident_events(stream: Any) -> None:
-        await applier.run(stream.take_events(settings.batch_max, within=settings.batch_within_s))
+    applier = BatchApplier(settings, store, mapping, metrics, deadletters)
+    app.add_dependency(producer)
+    app.add_dependency(EventConsumer(settings, applier, metrics))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -78,6 +75,35 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
         )
 
     return app
+
+
+class KafkaProducerService(mode.Service):
+    """The dead-letter producer, started and stopped with the app (aiokafka clients must
+    be made inside the running event loop)."""
+
+    def __init__(self, settings: Settings, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.settings = settings
+        self.producer: AIOKafkaProducer | None = None
+
+    def get(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            raise RuntimeError("the dead-letter producer is not started")
+        return self.producer
+
+    async def on_start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id="demandmon-worker-deadletters",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        await self.producer.start()
+
+    async def on_stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
 
 
 def wait_for_services(settings: Settings) -> None:
@@ -113,6 +139,9 @@ def main(argv: list[str]) -> int:
         wait_for_services(settings)
     except (MappingError, KafkaUnavailable) as exc:
         print(f"demandmon worker: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"demandmon worker: Kafka refused the topics ({type(exc).__name__})", file=sys.stderr)
         return 1
     logging.basicConfig(level=args.loglevel.upper())
     app = create_app(settings, mapping, WorkerMetrics.create())

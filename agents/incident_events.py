@@ -1,9 +1,10 @@
-"""The agent: batches of raw messages -> validated entries -> one Redis round trip.
+"""The batch applier: consumed messages -> validated entries -> Redis, exactly once.
 
-Thin by design. Decoding and validation are ours (the topic is raw bytes, so Faust has
-nothing to fail on), no exception ever leaves the loop, and a batch that cannot be applied
-is retried until it is: Faust acks a batch only after this body returns for it, and the
-offset guard in Redis makes the retry harmless.
+Thin by design. Decoding and validation are ours, no exception from one message ever
+leaves, and a batch that cannot be applied is retried until it is: the offset guard in
+Redis makes the retry harmless. The applier also keeps what it believes each shard and
+partition holds; Redis found holding less (it lost writes) means a rewind, which the
+consumer carries out by seeking the partition back.
 """
 
 from __future__ import annotations
@@ -11,34 +12,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from agents.batch import Consumed, Plan, plan_batch, source_of
+import redis
+
+from agents.batch import Consumed, Entry, Plan, Rejection, plan_batch, source_of
 from agents.classify import RcrpMapping
-from agents.deadletter import deadletter_headers, deadletter_key, deadletter_value
+from agents.deadletter_sender import DeadLetterSender
 from agents.metrics import WorkerMetrics
 from demandmon.settings import LIVE_SOURCE, Settings
-from demandmon.state.store import ApplyResult, StateStore
+from demandmon.state.store import ApplyResult, Resume, Shard, ShardResult, StateStore
 
 log = logging.getLogger("demandmon.worker")
 MAX_BACKOFF_S = 5.0
 T = TypeVar("T")
+TOO_LATE_DETAIL = "occurred_at is further behind the source's watermark than the horizon"
+APPLY_ERROR_DETAIL = "the apply script failed on this event"
 
 
-def consumed(event: Any) -> Consumed:
-    message = event.message
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return Consumed(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=[(str(k), bytes(v or b"")) for k, v in headers],
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+def is_script_error(exc: BaseException) -> bool:
+    """A Lua runtime error: the same input fails again, so retrying cannot help."""
+    text = str(exc)
+    return isinstance(exc, redis.ResponseError) and (
+        "user_script" in text or "Error running script" in text
     )
 
 
@@ -49,32 +46,202 @@ class BatchApplier:
         store: StateStore,
         mapping: RcrpMapping,
         metrics: WorkerMetrics,
-        deadletter_topic: Any,
+        deadletters: DeadLetterSender,
     ) -> None:
         self.settings = settings
         self.store = store
         self.mapping = mapping
         self.metrics = metrics
-        self.deadletter_topic = deadletter_topic
+        self.deadletters = deadletters
+        # What this worker believes Redis holds: per shard, and per partition.
+        self.shard_offsets: dict[Shard, int] = {}
+        self.applied_through: dict[int, int] = {}
+        # (partition, offset) of events the apply script failed on, in the current batch.
+        self._poisoned: set[tuple[int, int]] = set()
 
-    async def run(self, batches: AsyncIterator[Sequence[Any]]) -> None:
-        async for events in batches:
-            messages = [consumed(e) for e in events]
-            await self.process(messages)
+    # -- assignment -------------------------------------------------------------------
 
-    async def process(self, messages: list[Consumed]) -> None:
-        plan = plan_batch(messages, self.mapping, self.settings.max_message_bytes)
-        # Dead letters are delivered before the batch is applied: if we crash in between,
-        # the batch is redelivered and a dead letter may repeat, but none is ever lost.
-        if plan.rejections:
-            await self._until_done(lambda: self._send_deadletters(plan), "sending dead letters")
-        result = await self._until_done(
-            lambda: self.store.apply(plan, int(time.time() * 1000)), "applying a batch"
+    async def resume_point(self, partition: int) -> Resume:
+        """Where a newly assigned partition must be read from, as Redis says."""
+        return await self.until_done(lambda: self.store.resume(partition), "reading positions")
+
+    def take(self, partition: int, resume: Resume) -> int:
+        """Start applying a partition from ``resume``; returns the offset to seek to.
+        Until then its messages are dropped: they may come from Kafka's committed offset,
+        which can be ahead of what Redis holds."""
+        self._believe(partition, resume)
+        return resume.offset or 0
+
+    def revoke(self, partition: int) -> None:
+        self.applied_through.pop(partition, None)
+        for shard in [s for s in self.shard_offsets if s[1] == partition]:
+            del self.shard_offsets[shard]
+        self.metrics.forget_partition(partition)
+
+    def _believe(self, partition: int, resume: Resume) -> None:
+        for shard in [s for s in self.shard_offsets if s[1] == partition]:
+            del self.shard_offsets[shard]
+        for source, held in resume.shard_offsets.items():
+            self.shard_offsets[(source, partition)] = held
+        through = -1 if resume.offset is None else resume.offset - 1
+        self.applied_through[partition] = through
+        self.metrics.applied_offset.labels(str(partition)).set(through)
+
+    async def _rewind(self, partition: int, floor: int | None = None) -> int | None:
+        """Redis holds less than was applied: re-read the partition from where it stands."""
+        resume = await self.until_done(lambda: self.store.resume(partition), "reading positions")
+        offset = resume.offset
+        if floor is not None and (offset is None or floor < offset):
+            offset = floor if floor > 0 else None
+        self._believe(partition, Resume(offset, resume.shard_offsets))
+        self.metrics.rewinds.inc()
+        log.warning(
+            "partition %d: Redis holds older state than was applied; re-reading from %s",
+            partition,
+            "the beginning" if offset is None else offset,
         )
-        self._count(messages, plan, result)
+        return offset
 
-    async def _until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
-        """Retry with backoff until it works: skipping would lose events."""
+    async def check(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """Compare what Redis holds with what was applied (Redis restored or failed over
+        while the feed is quiet); returns the partitions to rewind and where to."""
+        parts = [p for p in partitions if p in self.applied_through]
+        if not parts:
+            return {}
+        shards = [s for s in self.shard_offsets if s[1] in parts]
+        held_parts, held_shards = await self.store.positions_held(parts, shards)
+        floors: dict[int, int] = {}
+        for p in parts:
+            if held_parts[p] < self.applied_through[p]:
+                floors[p] = held_parts[p] + 1
+        for shard in shards:
+            if held_shards[shard] < self.shard_offsets[shard]:
+                p = shard[1]
+                floors[p] = min(floors.get(p, held_shards[shard] + 1), held_shards[shard] + 1)
+        return {p: await self._rewind(p, floor) for p, floor in floors.items()}
+
+    # -- batches ----------------------------------------------------------------------
+
+    async def process(self, messages: list[Consumed]) -> dict[int, int | None]:
+        """Apply a batch; returns the partitions to rewind (Redis was found behind)."""
+        now_ms = int(time.time() * 1000)
+        plan = plan_batch(
+            messages,
+            self.mapping,
+            self.settings.max_message_bytes,
+            now_ms,
+            self.settings.max_future_s * 1000,
+        )
+        # Dead letters are delivered before the batch is applied: if we crash in between,
+        # the batch is read again and a dead letter may repeat, but none is ever lost.
+        if plan.rejections:
+            await self.deadletters.send(plan.rejections)
+        self._poisoned.clear()
+        result = await self.until_done(lambda: self._apply(plan, now_ms), "applying a batch")
+        by_offset = {(m.partition, m.offset): m for m in messages}
+        rewinds: dict[int, int | None] = {}
+        for partition in sorted(result.behind()):
+            floor = min(
+                r.offset_before + 1
+                for (_, p), r in result.shards.items()
+                if p == partition and r.behind
+            )
+            rewinds[partition] = await self._rewind(partition, floor)
+        await self._settle_late(result, by_offset)
+        await self._save_positions(messages, result, set(rewinds))
+        self._count(messages, plan, result)
+        return rewinds
+
+    async def _apply(self, plan: Plan, now_ms: int) -> ApplyResult:
+        try:
+            return await self.store.apply(plan.shards, now_ms, self.shard_offsets)
+        except redis.ResponseError as exc:
+            if not is_script_error(exc):
+                raise
+        # One event the script cannot take must not stall its partition: apply shard by
+        # shard, and in a failing shard event by event, dead-lettering the one that fails.
+        result = ApplyResult()
+        for shard, entries in plan.shards.items():
+            result.shards[shard] = await self._apply_isolating(shard, entries, now_ms)
+        return result
+
+    async def _apply_isolating(
+        self, shard: Shard, entries: list[Entry], now_ms: int
+    ) -> ShardResult:
+        try:
+            one = await self.store.apply({shard: entries}, now_ms, self.shard_offsets)
+            return one.shards[shard]
+        except redis.ResponseError as exc:
+            if not is_script_error(exc):
+                raise
+        merged = ShardResult(offset_before=self.shard_offsets.get(shard, -1))
+        for entry in entries:
+            try:
+                part = await self.store.apply({shard: [entry]}, now_ms, self._expect(shard))
+            except redis.ResponseError as exc:
+                if not is_script_error(exc):
+                    raise
+                log.error("an event made the apply script fail; dead-lettering it")
+                poisoned = [entry[0], 0, "apply_error"]
+                part = await self.store.apply({shard: [poisoned]}, now_ms, self._expect(shard))
+                self._poisoned.add((shard[1], int(str(entry[0]))))
+            r = part.shards[shard]
+            if r.behind:
+                return r
+            self.shard_offsets[shard] = r.offset_after
+            _merge(merged, r)
+        return merged
+
+    def _expect(self, shard: Shard) -> dict[Shard, int]:
+        return {shard: self.shard_offsets[shard]} if shard in self.shard_offsets else {}
+
+    async def _settle_late(
+        self, result: ApplyResult, by_offset: dict[tuple[int, int], Consumed]
+    ) -> None:
+        """Dead letters decided inside Redis (too late), and events the script refused."""
+        for shard, r in result.shards.items():
+            if r.behind or not r.late:
+                continue
+            owed = [by_offset[(shard[1], o)] for o in r.late if (shard[1], o) in by_offset]
+            await self.deadletters.send(
+                [Rejection(m, shard[0], "too_late", TOO_LATE_DETAIL) for m in owed]
+            )
+            await self.until_done(
+                lambda s=shard, offsets=r.late: self.store.settle_late(s, offsets),  # type: ignore[misc]
+                "settling dead letters",
+            )
+            for _ in owed:
+                self.metrics.deadlettered.labels("too_late").inc()
+        if self._poisoned:
+            rejections = [
+                Rejection(m, source_of(m.headers) or "unknown", "apply_error", APPLY_ERROR_DETAIL)
+                for key, m in by_offset.items()
+                if key in self._poisoned
+            ]
+            await self.deadletters.send(rejections)
+
+    async def _save_positions(
+        self, messages: list[Consumed], result: ApplyResult, rewound: set[int]
+    ) -> None:
+        ends: dict[int, int] = {}
+        for m in messages:
+            if m.partition not in rewound and m.offset > ends.get(m.partition, -1):
+                ends[m.partition] = m.offset
+        for shard, r in result.shards.items():
+            if not r.behind and shard[1] not in rewound:
+                self.shard_offsets[shard] = max(r.offset_after, self.shard_offsets.get(shard, -1))
+        positions = {
+            p: (end, {s: off for (s, sp), off in self.shard_offsets.items() if sp == p})
+            for p, end in ends.items()
+        }
+        await self.until_done(lambda: self.store.save_positions(positions), "saving positions")
+        for p, end in ends.items():
+            self.applied_through[p] = max(end, self.applied_through.get(p, -1))
+            self.metrics.applied_offset.labels(str(p)).set(self.applied_through[p])
+
+    async def until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry with backoff until it works: skipping would lose events. A partition
+        stuck here shows as growing lag on the worker's /metrics and raises an alert."""
         backoff = 0.2
         while True:
             try:
@@ -89,18 +256,6 @@ class BatchApplier:
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
-    async def _send_deadletters(self, plan: Plan) -> None:
-        pending = [
-            await self.deadletter_topic.send(
-                key=deadletter_key(rejection),
-                value=deadletter_value(rejection),
-                headers=deadletter_headers(rejection),
-            )
-            for rejection in plan.rejections
-        ]
-        # send() only queues; wait until the broker has every one of them.
-        await asyncio.gather(*pending)
-
     def _count(self, messages: list[Consumed], plan: Plan, result: ApplyResult) -> None:
         done = time.time()
         m = self.metrics
@@ -109,13 +264,22 @@ class BatchApplier:
         m.applied.inc(result.applied)
         m.duplicates.inc(result.duplicate)
         m.skipped.inc(result.skipped)
+        m.last_apply.set(done)
         for rejection in plan.rejections:
             m.deadlettered.labels(rejection.reason).inc()
+        for _ in self._poisoned:
+            m.deadlettered.labels("apply_error").inc()
         for msg in messages:
             if msg.timestamp_ms is not None:
-                kind = "live" if _is_live(msg) else "replay"
+                kind = "live" if source_of(msg.headers) == LIVE_SOURCE else "replay"
                 m.latency.labels(kind).observe(max(0.0, done - msg.timestamp_ms / 1000))
 
 
-def _is_live(msg: Consumed) -> bool:
-    return source_of(msg.headers) == LIVE_SOURCE
+def _merge(into: ShardResult, part: ShardResult) -> None:
+    into.offset_after = part.offset_after
+    into.applied += part.applied
+    into.duplicate += part.duplicate
+    into.skipped += part.skipped
+    into.orphaned += part.orphaned
+    into.late.extend(part.late)
+    into.rejected.update(part.rejected)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -20,6 +21,18 @@ class WorkerMetrics:
     deadlettered: Counter
     apply_failures: Counter
     latency: Histogram
+    deadletter_failures: Counter
+    rewinds: Counter
+    last_apply: Gauge
+    lag: Gauge
+    applied_offset: Gauge
+    end_offset: Gauge
+
+    def forget_partition(self, partition: int) -> None:
+        """A revoked partition is another worker's to report."""
+        for gauge in (self.lag, self.applied_offset, self.end_offset):
+            with contextlib.suppress(KeyError):
+                gauge.remove(str(partition))
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -55,6 +68,40 @@ class WorkerMetrics:
                 "Wall time from the Kafka message timestamp to the state change",
                 ["source_kind"],
                 buckets=LATENCY_BUCKETS,
+                registry=reg,
+            ),
+            deadletter_failures=Counter(
+                "demand_worker_deadletter_failures",
+                "Dead letters given up after the retry deadline (counted, record lost)",
+                ["reason"],
+                registry=reg,
+            ),
+            rewinds=Counter(
+                "demand_worker_rewinds",
+                "Partitions rewound because Redis held older state than was applied",
+                registry=reg,
+            ),
+            last_apply=Gauge(
+                "demand_worker_last_apply_timestamp_seconds",
+                "Wall-clock time of the last batch applied to Redis",
+                registry=reg,
+            ),
+            lag=Gauge(
+                "demand_worker_partition_lag",
+                "Messages in the partition not yet applied (end offset - next to apply)",
+                ["partition"],
+                registry=reg,
+            ),
+            applied_offset=Gauge(
+                "demand_worker_partition_applied_offset",
+                "Last offset of the partition applied to Redis (-1: none)",
+                ["partition"],
+                registry=reg,
+            ),
+            end_offset=Gauge(
+                "demand_worker_partition_end_offset",
+                "End offset of the partition (the next offset to be written)",
+                ["partition"],
                 registry=reg,
             ),
         )

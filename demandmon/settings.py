@@ -6,7 +6,7 @@ import re
 import sys
 from functools import lru_cache
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
@@ -44,7 +44,33 @@ class Settings(BaseSettings):
 
     retention_s: int = Field(default=35 * 86400, ge=3600)
     max_future_s: int = Field(default=300, ge=0)
-    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+
+    # Where the worker's web server (/metrics) listens: 0.0.0.0 in a container, so that
+    # Prometheus on another host can scrape it.
+    worker_web_bind: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
+    # Faust's own data folder (no tables are kept there; it must merely be writable).
+    worker_data_dir: str = ""
+    # Kafka static membership: a restarted worker with the same id takes its partitions
+    # back at once instead of waiting out the session. Unique per worker; empty: dynamic.
+    worker_instance_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,200}$")
+    # How soon the group gives a dead worker's partitions to the others.
+    kafka_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # The events topic must keep at least the state horizon, so Redis can be rebuilt
+    # from Kafka (-1: keep forever).
+    events_retention_s: int = Field(default=42 * 86400, ge=-1)
+    deadletter_retention_s: int = Field(default=30 * 86400, ge=3600)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
+    # How long a dead letter is retried before it is counted as lost and the batch goes on.
+    deadletter_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _topic_keeps_the_horizon(self) -> Settings:
+        if self.events_retention_s != -1 and self.events_retention_s < self.retention_s:
+            raise ValueError(
+                "events_retention_s must be -1 or at least retention_s (the state horizon)"
+            )
+        return self
 
     @field_validator("events_topic", "deadletter_topic", "consumer_group")
     @classmethod

@@ -21,6 +21,7 @@ REJECT_REASONS: Final = (
     "bad_source",
     "too_late",
     "too_far_future",
+    "apply_error",
 )
 MS_PER_HOUR: Final = 3_600_000
 

@@ -4,34 +4,53 @@
 -- retracts the incident's old contribution to the counters and adds its new one, so
 -- reclassification, regrades and out-of-order arrival never count anything twice.
 --
+-- Redis does not roll a script back when it fails half-way, so every write is deferred
+-- until the whole batch has been computed: a script error leaves the shard untouched.
+--
 -- KEYS[1]  shard key prefix, e.g. "dm:{live:3}:" (one hash tag: one Redis Cluster slot)
 -- ARGV[1]  wall clock, ms            ARGV[2] retention horizon, ms
--- ARGV[3]  future limit, ms (-1: no limit; live only)
+-- ARGV[3]  the offset the worker believes this shard has applied through (-2: unknown).
+--          If the shard holds less, Redis lost writes (an older copy, a lagging replica):
+--          nothing is applied and the reply is {-1, offset held}, so the worker rewinds.
 -- ARGV[4]  batch: JSON array of entries in offset order
 --          event:  [offset, 1, event_id, incident_id, type, ts_ms, bcu, cat_public,
 --                   cat_partner, caller, grade, resource_id, officers]
 --          reject: [offset, 0, reason]
 -- ARGV[5]  most incidents to prune in this call
+-- Reply    {applied, duplicate, skipped, orphaned, offset before, offset after,
+--           {offsets rejected as too_late, still owed a dead letter}, {reason, n, ...}}
+-- Too-late events are decided here (the watermark lives here), so their offsets are kept
+-- in the shard's 'late' hash until the worker has dead-lettered them: a crash in between
+-- re-reads them, and the skip path reports them again.
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
-local future_limit = tonumber(ARGV[3])
+local expect_offset = tonumber(ARGV[3])
 local batch = cjson.decode(ARGV[4])
 local prune_limit = tonumber(ARGV[5])
 
 local META, INC, AGE, SEEN = base .. 'meta', base .. 'inc', base .. 'age', base .. 'seen'
 local ALL, NOW, HOURS, DAYS = base .. 'all', base .. 'now', base .. 'hours', base .. 'days'
+local LATE = base .. 'late'
 local I_TARGET, S_TARGET, S136_TARGET = 900000, 3600000, 3600000
 
 local function int(x) return string.format('%d', x) end
 
 local wm = tonumber(redis.call('HGET', META, 'wm') or '-1')
 local last_offset = tonumber(redis.call('HGET', META, 'off') or '-1')
+if expect_offset >= 0 and last_offset < expect_offset then
+  return {-1, last_offset}
+end
+local late_owed = redis.call('HLEN', LATE) > 0
 
 local cache, dirty = {}, {}
 local deltas = {}      -- counter key -> field -> delta
 local gauges = {}      -- field -> delta, on NOW
-local buckets = {}     -- hour/day keys registered in this call
+local buckets = {}     -- hour bucket key -> {hour start, day start}, new in this call
+local seen_new = {}    -- event ids first applied in this call: {ts, id}
+local members = {}     -- zset moves, in order: {old key, new key, score, id}
+local late = {}        -- offsets owed a too-late dead letter: new ones and unpaid ones
+local late_new = {}    -- offsets rejected as too late in this call
 local counts = {applied = 0, duplicate = 0, skipped = 0}
 local first_created, last_created = nil, nil  -- creation times seen in this call
 local rejected = {}
@@ -107,11 +126,7 @@ local function bucket_keys(created)
   local hour = math.floor(created / 3600000) * 3600
   local day = math.floor(created / 86400000) * 86400
   local hk, dk = base .. 'h:' .. int(hour), base .. 'd:' .. int(day)
-  if not buckets[hk] then
-    buckets[hk] = true
-    redis.call('ZADD', HOURS, hour, int(hour))
-    redis.call('ZADD', DAYS, day, int(day))
-  end
+  if not buckets[hk] then buckets[hk] = {hour, day} end
   return hk, dk
 end
 
@@ -126,8 +141,7 @@ end
 
 local function move_member(id, old_key, new_key, score)
   if old_key == new_key then return end
-  if old_key then redis.call('ZREM', old_key, id) end
-  if new_key then redis.call('ZADD', new_key, score, id) end
+  table.insert(members, {old_key, new_key, score, id})
 end
 
 local function set_code(st, ts, cp, cq)
@@ -185,20 +199,23 @@ for _, e in ipairs(batch) do
   local offset = e[1]
   if offset <= last_offset then
     counts.skipped = counts.skipped + 1
+    if late_owed and redis.call('HEXISTS', LATE, int(offset)) == 1 then
+      table.insert(late, offset)
+    end
   else
     if offset > max_offset then max_offset = offset end
     if e[2] == 0 then
       reject(e[3])
     else
       local eid, id, ts = e[3], e[4], e[6]
-      if redis.call('ZSCORE', SEEN, eid) then
+      if seen_new[eid] or redis.call('ZSCORE', SEEN, eid) then
         counts.duplicate = counts.duplicate + 1
       elseif wm >= 0 and ts < wm - retention then
         reject('too_late')
-      elseif future_limit >= 0 and ts > now + future_limit then
-        reject('too_far_future')
+        table.insert(late, offset)
+        table.insert(late_new, offset)
       else
-        redis.call('ZADD', SEEN, ts, eid)
+        seen_new[eid] = ts
         local st = load(id)
         local old = contribution(st)
         merge(st, e)
@@ -217,31 +234,73 @@ for _, e in ipairs(batch) do
   end
 end
 
-for id, _ in pairs(dirty) do
-  local st = cache[id]
-  redis.call('HSET', INC, id, cjson.encode(st))
-  redis.call('ZADD', AGE, st.c or st.lt, id)
+-- Retention: incidents, buckets and event ids older than the horizon go. Computed here,
+-- written below with everything else.
+local orphaned = 0
+local pruned = {}      -- id -> contribution (nil for an orphan)
+local horizon = nil
+if wm >= 0 then
+  horizon = wm - retention
+  local candidates = {}
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', AGE, '-inf', '(' .. int(horizon), 'LIMIT', 0, prune_limit)) do
+    if not dirty[id] then table.insert(candidates, id) end
+  end
+  -- Incidents touched in this call have their age in the cache, not yet in AGE.
+  for id, _ in pairs(dirty) do
+    local st = cache[id]
+    if (st.c or st.lt) < horizon then table.insert(candidates, id) end
+  end
+  for _, id in ipairs(candidates) do
+    if pruned[id] == nil then
+      local st = load(id)
+      if st.c == nil then
+        orphaned = orphaned + 1
+        pruned[id] = false
+      else
+        local con = contribution(st)
+        for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) - v end
+        pruned[id] = con
+      end
+    end
+  end
 end
 
--- Retention: drop incidents, buckets and event ids older than the horizon.
-local orphaned = 0
-if wm >= 0 then
-  local horizon = wm - retention
-  local old_ids = redis.call('ZRANGEBYSCORE', AGE, '-inf', '(' .. int(horizon), 'LIMIT', 0, prune_limit)
-  for _, id in ipairs(old_ids) do
-    local st = load(id)
-    if st.c == nil then
-      orphaned = orphaned + 1
-    else
-      local con = contribution(st)
-      for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) - v end
-      if con.open then redis.call('ZREM', con.open, id) end
-      if con.wait then redis.call('ZREM', con.wait, id) end
-    end
-    redis.call('HDEL', INC, id)
-    redis.call('ZREM', AGE, id)
+-- Writes from here on.
+for id, _ in pairs(dirty) do
+  if pruned[id] == nil then
+    local st = cache[id]
+    redis.call('HSET', INC, id, cjson.encode(st))
+    redis.call('ZADD', AGE, st.c or st.lt, id)
   end
+end
+for eid, ts in pairs(seen_new) do redis.call('ZADD', SEEN, ts, eid) end
+for _, m in ipairs(members) do
+  if m[1] then redis.call('ZREM', m[1], m[4]) end
+  if m[2] then redis.call('ZADD', m[2], m[3], m[4]) end
+end
+for hk, hd in pairs(buckets) do
+  redis.call('ZADD', HOURS, hd[1], int(hd[1]))
+  redis.call('ZADD', DAYS, hd[2], int(hd[2]))
+end
+for key, fields in pairs(deltas) do
+  for f, v in pairs(fields) do
+    if v ~= 0 then redis.call('HINCRBY', key, f, int(v)) end
+  end
+end
+for f, v in pairs(gauges) do
+  if v ~= 0 then redis.call('HINCRBY', NOW, f, int(v)) end
+end
+for id, con in pairs(pruned) do
+  if con then
+    if con.open then redis.call('ZREM', con.open, id) end
+    if con.wait then redis.call('ZREM', con.wait, id) end
+  end
+  redis.call('HDEL', INC, id)
+  redis.call('ZREM', AGE, id)
+end
+if horizon then
   redis.call('ZREMRANGEBYSCORE', SEEN, '-inf', '(' .. int(horizon))
+  -- After the deltas, so that a bucket that left the horizon in this call is not revived.
   local horizon_s = math.floor(horizon / 1000)
   for _, h in ipairs(redis.call('ZRANGEBYSCORE', HOURS, '-inf', '(' .. int(horizon_s - 3600))) do
     redis.call('DEL', base .. 'h:' .. h)
@@ -252,15 +311,7 @@ if wm >= 0 then
   end
   redis.call('ZREMRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))
 end
-
-for key, fields in pairs(deltas) do
-  for f, v in pairs(fields) do
-    if v ~= 0 then redis.call('HINCRBY', key, f, int(v)) end
-  end
-end
-for f, v in pairs(gauges) do
-  if v ~= 0 then redis.call('HINCRBY', NOW, f, int(v)) end
-end
+for _, offset in ipairs(late_new) do redis.call('HSET', LATE, int(offset), 'too_late') end
 
 redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
 if first_created then
@@ -272,10 +323,11 @@ end
 if counts.applied > 0 then redis.call('HINCRBY', META, 'applied', counts.applied) end
 if counts.duplicate > 0 then redis.call('HINCRBY', META, 'duplicate', counts.duplicate) end
 if orphaned > 0 then redis.call('HINCRBY', META, 'orphaned', orphaned) end
-local reply = {counts.applied, counts.duplicate, counts.skipped, orphaned}
+local rejected_flat = {}
 for reason, n in pairs(rejected) do
   redis.call('HINCRBY', META, 'rej:' .. reason, n)
-  table.insert(reply, reason)
-  table.insert(reply, n)
+  table.insert(rejected_flat, reason)
+  table.insert(rejected_flat, n)
 end
-return reply
+return {counts.applied, counts.duplicate, counts.skipped, orphaned, last_offset, max_offset,
+        late, rejected_flat}

@@ -21,3 +21,10 @@ def partitions(prefix: str, source: str) -> str:
 def replay(prefix: str, source: str) -> str:
     """What a replay sent under a source: lets `evaluate` tell finished from in progress."""
     return f"{prefix}:replay:{source}"
+
+
+def positions(prefix: str) -> str:
+    """Where each partition of the events topic has been applied through: field ``P`` is
+    the last offset of partition P applied to every shard, and field ``P:source`` the
+    offset that shard held then (so a shard that alone came back older is noticed)."""
+    return f"{prefix}:pos"

@@ -1,99 +1,225 @@
-"""Apply planned batches to Redis: one script call per shard, all shards of a batch in one
-pipelined round trip. Sync and async clients share the same script and arguments."""
+"""Apply planned batches to Redis, and keep the worker's Kafka position with the state.
+
+One script call per (source, partition) shard, all shards of a batch in one pipelined
+round trip; then the position of each partition fully applied. The position is written
+after the shards, so whatever Redis loses (a crash with AOF everysec, a restore from an
+older copy, a failover to a lagging replica) it never holds a position ahead of its state.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 import redis.asyncio
 
 from agents.batch import Entry, Plan
-from demandmon.settings import LIVE_SOURCE
 from demandmon.state import keys
 
 APPLY_LUA = Path(__file__).with_name("apply.lua").read_text()
 PRUNE_LIMIT = 2000
+UNKNOWN_OFFSET = -2  # "no expectation": the script does not check the shard's offset
+
+Shard = tuple[str, int]
 
 
 @dataclass
-class ApplyResult:
+class ShardResult:
+    """What one script call did to one shard."""
+
+    behind: bool = False  # Redis held less than the worker expected: nothing was applied
+    offset_before: int = -1
+    offset_after: int = -1
     applied: int = 0
     duplicate: int = 0
     skipped: int = 0
     orphaned: int = 0
+    late: list[int] = field(default_factory=list)  # offsets owed a too_late dead letter
     rejected: Counter[str] = field(default_factory=Counter)
 
-    def absorb(self, reply: list[Any]) -> None:
-        self.applied += int(reply[0])
-        self.duplicate += int(reply[1])
-        self.skipped += int(reply[2])
-        self.orphaned += int(reply[3])
-        for i in range(4, len(reply), 2):
-            reason = reply[i].decode() if isinstance(reply[i], bytes) else str(reply[i])
-            self.rejected[reason] += int(reply[i + 1])
+    @classmethod
+    def from_reply(cls, reply: list[Any]) -> ShardResult:
+        if int(reply[0]) < 0:
+            return cls(behind=True, offset_before=int(reply[1]), offset_after=int(reply[1]))
+        flat = reply[7]
+        rejected: Counter[str] = Counter()
+        for i in range(0, len(flat), 2):
+            reason = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
+            rejected[reason] += int(flat[i + 1])
+        return cls(
+            offset_before=int(reply[4]),
+            offset_after=int(reply[5]),
+            applied=int(reply[0]),
+            duplicate=int(reply[1]),
+            skipped=int(reply[2]),
+            orphaned=int(reply[3]),
+            late=[int(x) for x in reply[6]],
+            rejected=rejected,
+        )
+
+
+@dataclass
+class ApplyResult:
+    shards: dict[Shard, ShardResult] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(r, name)) for r in self.shards.values())
+
+    @property
+    def applied(self) -> int:
+        return self.total("applied")
+
+    @property
+    def duplicate(self) -> int:
+        return self.total("duplicate")
+
+    @property
+    def skipped(self) -> int:
+        return self.total("skipped")
+
+    @property
+    def rejected(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for r in self.shards.values():
+            out.update(r.rejected)
+        return out
+
+    def behind(self) -> set[int]:
+        """Partitions where Redis was found holding less than the worker had applied."""
+        return {p for (_, p), r in self.shards.items() if r.behind}
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     prefix: str
     retention_s: int
-    max_future_s: int
 
 
-def script_args(config: StoreConfig, source: str, entries: list[Entry], now_ms: int) -> list[Any]:
-    future = config.max_future_s * 1000 if source == LIVE_SOURCE else -1
+@dataclass
+class Resume:
+    """Where to resume a partition from, as Redis knows it."""
+
+    offset: int | None  # the next offset to read; None: from the beginning
+    shard_offsets: dict[str, int]  # source -> offset its shard holds
+
+
+def script_args(
+    config: StoreConfig, entries: list[Entry], now_ms: int, expect: int = UNKNOWN_OFFSET
+) -> list[Any]:
     batch = json.dumps(entries, separators=(",", ":"))
-    return [now_ms, config.retention_s * 1000, future, batch, PRUNE_LIMIT]
+    return [now_ms, config.retention_s * 1000, expect, batch, PRUNE_LIMIT]
+
+
+def _int(raw: Any, default: int = -1) -> int:
+    return default if raw is None else int(raw)
 
 
 class StateStore:
-    """Writes through an asyncio Redis client (the worker)."""
+    """The worker's writes, through an asyncio Redis client."""
 
     def __init__(self, client: redis.asyncio.Redis, config: StoreConfig) -> None:
         self.client = client
         self.config = config
         self.script = client.register_script(APPLY_LUA)
-        self._registered: set[tuple[str, int]] = set()
 
-    async def apply(self, plan: Plan, now_ms: int) -> ApplyResult:
+    def _base(self, source: str, partition: int) -> str:
+        return keys.shard(self.config.prefix, source, partition)
+
+    async def apply(
+        self,
+        shards: Mapping[Shard, list[Entry]],
+        now_ms: int,
+        expect: Mapping[Shard, int],
+    ) -> ApplyResult:
+        """Apply each shard's entries; ``expect`` is the offset each shard is believed to
+        hold (a shard found holding less is left alone and reported ``behind``)."""
         result = ApplyResult()
-        if not plan.shards:
+        if not shards:
             return result
         pipe = self.client.pipeline(transaction=False)
-        new = [shard for shard in plan.shards if shard not in self._registered]
-        for source, partition in new:
+        # Registering is idempotent and cheap; done every time so that a Redis that came
+        # back without the registration still lists the shard.
+        for source, partition in shards:
             pipe.sadd(keys.sources(self.config.prefix), source)
             pipe.sadd(keys.partitions(self.config.prefix, source), partition)
-        for (source, partition), entries in plan.shards.items():
-            base = keys.shard(self.config.prefix, source, partition)
-            args = script_args(self.config, source, entries, now_ms)
-            await self.script(keys=[base], args=args, client=pipe)
+        for shard, entries in shards.items():
+            args = script_args(self.config, entries, now_ms, expect.get(shard, UNKNOWN_OFFSET))
+            await self.script(keys=[self._base(*shard)], args=args, client=pipe)
         replies = await pipe.execute()
-        for reply in replies[2 * len(new) :]:
-            result.absorb(reply)
-        self._registered.update(new)
+        for shard, reply in zip(shards, replies[2 * len(shards) :], strict=True):
+            result.shards[shard] = ShardResult.from_reply(reply)
         return result
 
+    async def save_positions(self, positions: Mapping[int, tuple[int, Mapping[str, int]]]) -> None:
+        """Record, per partition, the last offset applied and what each shard held then."""
+        if not positions:
+            return
+        mapping: dict[str, int] = {}
+        for partition, (offset, shard_offsets) in positions.items():
+            mapping[str(partition)] = offset
+            for source, held in shard_offsets.items():
+                mapping[f"{partition}:{source}"] = held
+        await self.client.hset(keys.positions(self.config.prefix), mapping=mapping)  # type: ignore[arg-type]
 
-class SyncStateStore:
-    """The same writes through a blocking client (tests, tools)."""
+    async def settle_late(self, shard: Shard, offsets: Iterable[int]) -> None:
+        """The too-late dead letters of these offsets are delivered (or given up)."""
+        fields = [str(o) for o in offsets]
+        if fields:
+            await self.client.hdel(self._base(*shard) + "late", *fields)
 
-    def __init__(self, client: redis.Redis, config: StoreConfig) -> None:
-        self.client = client
-        self.config = config
-        self.script = client.register_script(APPLY_LUA)
+    async def _sources(self) -> list[str]:
+        members = await self.client.smembers(keys.sources(self.config.prefix))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
-    def apply(self, plan: Plan, now_ms: int) -> ApplyResult:
-        result = ApplyResult()
-        for (source, partition), entries in plan.shards.items():
-            self.client.sadd(keys.sources(self.config.prefix), source)
-            self.client.sadd(keys.partitions(self.config.prefix, source), partition)
-            base = keys.shard(self.config.prefix, source, partition)
-            args = script_args(self.config, source, entries, now_ms)
-            result.absorb(self.script(keys=[base], args=args))
-        return result
+    async def resume(self, partition: int) -> Resume:
+        """Where a newly assigned partition must be read from: just after the position
+        Redis holds, or earlier where a shard holds less than the position recorded for
+        it (it alone came back older) or still owes a too-late dead letter."""
+        sources = await self._sources()
+        pipe = self.client.pipeline(transaction=False)
+        pos_key = keys.positions(self.config.prefix)
+        pipe.hget(pos_key, str(partition))
+        for source in sources:
+            base = self._base(source, partition)
+            pipe.hget(base + "meta", "off")
+            pipe.hget(pos_key, f"{partition}:{source}")
+            pipe.hkeys(base + "late")
+        replies = await pipe.execute()
+        position = _int(replies[0])
+        next_offset = position + 1
+        held: dict[str, int] = {}
+        for i, source in enumerate(sources):
+            off_raw, recorded_raw, late = replies[1 + 3 * i : 4 + 3 * i]
+            if off_raw is None and recorded_raw is None and not late:
+                continue
+            held[source] = _int(off_raw)
+            recorded = _int(recorded_raw)
+            if held[source] < recorded:
+                next_offset = min(next_offset, held[source] + 1)
+            for owed in late:
+                next_offset = min(next_offset, int(owed))
+        return Resume(None if next_offset <= 0 else next_offset, held)
+
+    async def positions_held(
+        self, partitions: Iterable[int], shards: Iterable[Shard]
+    ) -> tuple[dict[int, int], dict[Shard, int]]:
+        """What Redis holds now for these partitions and shards (-1 where nothing)."""
+        parts, shard_list = list(partitions), list(shards)
+        pipe = self.client.pipeline(transaction=False)
+        pos_key = keys.positions(self.config.prefix)
+        for partition in parts:
+            pipe.hget(pos_key, str(partition))
+        for shard in shard_list:
+            pipe.hget(self._base(*shard) + "meta", "off")
+        replies = await pipe.execute()
+        held_parts = {p: _int(r) for p, r in zip(parts, replies, strict=False)}
+        held_shards = {s: _int(r) for s, r in zip(shard_list, replies[len(parts) :], strict=True)}
+        return held_parts, held_shards
+
+
+def plan_shards(plan: Plan) -> dict[Shard, list[Entry]]:
+    return plan.shards

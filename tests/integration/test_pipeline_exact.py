@@ -107,8 +107,12 @@ def test_messy_stream_with_worker_crash_equals_oracle(pipeline: Pipeline, tmp_pa
     assert dup == expected[("demand_events_duplicate_total", (("source", SOURCE),))]
 
 
-def test_redelivered_partition_is_not_double_counted(pipeline: Pipeline, tmp_path: Path) -> None:
-    """Resetting the consumer group to the start re-reads everything: nothing changes."""
+def test_position_lives_in_redis_and_a_full_reread_changes_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A new consumer group (no offsets committed in Kafka) resumes from the position
+    Redis holds: nothing is read twice. With that position gone too, the worker re-reads
+    every partition from the start, and the offset guard skips all of it."""
     events, _ = generate_stream("sample", seed=5)
     path = tmp_path / "sample.jsonl"
     _write(events, path, bad_lines=0)
@@ -118,18 +122,35 @@ def test_redelivered_partition_is_not_double_counted(pipeline: Pipeline, tmp_pat
     pipeline.start_exporter()
     wait_for(lambda: _processed(pipeline), lambda n: n >= len(events), 120, "all events")
     before = _source_samples(scrape(pipeline.metrics_url))
-    pipeline.stop(worker)
-    # A new consumer group starts from the earliest offset: a full redelivery.
-    pipeline.env["DEMANDMON_CONSUMER_GROUP"] += "-again"
-    pipeline.start_worker()
-    redelivered = "demand_worker_messages_redelivered_total"
     worker_metrics = f"http://127.0.0.1:{pipeline.env['DEMANDMON_WORKER_WEB_PORT']}/metrics"
-    wait_for(
-        lambda: scrape(worker_metrics).get((redelivered, ()), 0),
-        lambda n: n >= len(events),
-        120,
-        "the second worker to re-read the topic",
-    )
+    redelivered = "demand_worker_messages_redelivered_total"
+    lag = "demand_worker_partition_lag"
+
+    current = [worker]
+
+    def restart(group_suffix: str) -> dict[SampleKey, float]:
+        pipeline.stop(current.pop())
+        pipeline.env["DEMANDMON_CONSUMER_GROUP"] += group_suffix
+        current.append(pipeline.start_worker())
+        return wait_for(
+            lambda: scrape(worker_metrics),
+            lambda s: (
+                sum(1 for k in s if k[0] == lag) == 4
+                and all(v == 0 for k, v in s.items() if k[0] == lag)
+                and s.get(("demand_worker_messages_total", ()), 0) >= s.get((redelivered, ()), 0)
+            ),
+            120,
+            "the new worker to take all 4 partitions with no lag",
+        )
+
+    samples = restart("-again")
+    assert samples.get((redelivered, ()), 0) == 0, "a new group re-read applied messages"
+    assert samples.get(("demand_worker_messages_total", ()), 0) == 0
+    assert _source_samples(scrape(pipeline.metrics_url)) == before
+
+    pipeline.redis().delete(f"{pipeline.prefix}:pos")
+    samples = restart("-and-again")
+    assert samples[(redelivered, ())] == len(events), "the full re-read was not skipped"
     assert _source_samples(scrape(pipeline.metrics_url)) == before
 
 

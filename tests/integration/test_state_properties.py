@@ -19,15 +19,19 @@ from agents.batch import SOURCE_HEADER, Consumed, plan_batch
 from agents.classify import load_mapping
 from demandmon.exporter.families import HELP, source_samples
 from demandmon.state.reader import StateReader
-from demandmon.state.store import StoreConfig, SyncStateStore
+from demandmon.state.store import StoreConfig
 from schemas import EVENT_TYPES
 from tests.conftest import Stack
 from tests.oracle import Oracle
+from tests.sync_store import SyncStateStore
 
 pytestmark = pytest.mark.integration
 
 MAPPING = load_mapping()
 SOURCE = "prop"
+# The wall clock plan_batch checks occurred_at against: after every event used here.
+PLAN_NOW_MS = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1000)
+FUTURE_MS = 300_000
 # The clocks went back at 2023-10-29T01:00Z; streams straddle it and midnight.
 BASE = datetime(2023, 10, 28, 22, 0, tzinfo=UTC)
 CODES = ["MENTAL_HEALTH", "WELFARE_CHECK", "COLLAPSE", "VULNERABLE_PERSON", "THEFT", "ASB"]
@@ -143,12 +147,13 @@ def test_messy_streams_equal_the_oracle(
     client: redis.Redis, events: list[dict[str, Any]], partitions: int, batch: int, replays: int
 ) -> None:
     prefix = f"p{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400, 300))
+    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400))
     messages = _messages(events, partitions)
     # A redelivery of everything (as after a crash before the commit) changes nothing.
     for _ in range(replays):
         for i in range(0, len(messages), batch):
-            store.apply(plan_batch(messages[i : i + batch], MAPPING, 65536), now_ms=0)
+            plan = plan_batch(messages[i : i + batch], MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS)
+            store.apply(plan, now_ms=0)
     try:
         assert _pipeline_samples(client, prefix) == _oracle_samples(events)
     finally:
@@ -158,7 +163,7 @@ def test_messy_streams_equal_the_oracle(
 
 def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
     prefix = f"p{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400, 300))
+    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400))
 
     def ev(i: int, iid: str, kind: str, when: str, **kw: Any) -> dict[str, Any]:
         return {
@@ -181,7 +186,7 @@ def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
         ev(7, "F", "created", "2024-01-20T00:00:00Z", **created),  # moves the horizon on
     ]
     messages = _messages(events, 1)
-    result = store.apply(plan_batch(messages, MAPPING, 65536), now_ms=0)
+    result = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
     oracle = Oracle()
     verdicts = [oracle.feed(e, SOURCE) for e in events]
     assert verdicts.count("too_late") == result.rejected["too_late"] == 1
@@ -192,11 +197,20 @@ def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
     expected[("demand_events_rejected_total", (("reason", "too_late"), ("source", SOURCE)))] = 1
     expected[("demand_incidents_orphaned_total", (("source", SOURCE),))] = 1
     assert _pipeline_samples(client, prefix) == expected
+    # The too-late event's offset is owed a dead letter until the worker settles it: a
+    # redelivery of the batch (a crash before the dead letter went out) reports it again.
+    assert result.late == [2]
+    again = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+    assert again.skipped == len(events) and again.late == [2]
+    client.hdel(f"{prefix}:{{{SOURCE}:0}}:late", "2")
+    settled = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+    assert settled.late == []
+    assert _pipeline_samples(client, prefix) == expected
 
 
-def test_live_events_far_in_the_future_are_rejected(client: redis.Redis) -> None:
+def test_events_far_in_the_future_are_rejected_and_counted(client: redis.Redis) -> None:
     prefix = f"p{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400, 300))
+    store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400))
     now_ms = int(datetime(2023, 11, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
 
     def created(i: int, when: str) -> bytes:
@@ -213,11 +227,18 @@ def test_live_events_far_in_the_future_are_rejected(client: redis.Redis) -> None
             }
         ).encode()
 
+    replay = [(SOURCE_HEADER, b"r")]
     messages = [
-        Consumed("t", 0, 0, None, created(1, "2023-11-01T12:05:00Z")),  # exactly 5 min: ok
-        Consumed("t", 0, 1, None, created(2, "2023-11-01T12:05:00.001Z")),  # too far
-        Consumed("t", 0, 2, None, created(3, "2023-11-01T12:06:00Z"), [(SOURCE_HEADER, b"r")]),
+        Consumed("t", 0, 0, b"L1", created(1, "2023-11-01T12:05:00Z")),  # exactly 5 min: ok
+        Consumed("t", 0, 1, b"L2", created(2, "2023-11-01T12:05:00.001Z")),  # too far
+        Consumed("t", 0, 2, b"L3", created(3, "2023-11-01T12:06:00Z"), replay),  # too far
+        Consumed("t", 0, 3, b"L4", created(4, "2023-11-01T12:04:00Z"), replay),  # ok
     ]
-    result = store.apply(plan_batch(messages, MAPPING, 65536), now_ms=now_ms)
-    assert result.rejected["too_far_future"] == 1
-    assert result.applied == 2  # a replay source has no future limit
+    plan = plan_batch(messages, MAPPING, 65536, now_ms, 300_000)
+    assert [(r.source, r.reason) for r in plan.rejections] == [
+        ("live", "too_far_future"),
+        ("r", "too_far_future"),
+    ]
+    result = store.apply(plan, now_ms=now_ms)
+    assert result.rejected["too_far_future"] == 2  # counted, every source alike
+    assert result.applied == 2

@@ -1,0 +1,197 @@
+"""The worker's consuming service: whole Kafka batches to the applier, inside the Faust app.
+
+Why not a Faust agent: an agent's stream hands over one message at a time and commits
+offsets to Kafka on its own, while the design keeps the position with the state in Redis.
+This service reads whole `getmany` batches, and on every partition assignment seeks to
+the position Redis holds (so Redis coming back older re-applies instead of losing
+events). Every few seconds it checks that Redis still holds what was applied, and
+refreshes each partition's end offset, so lag shows even while applying is stuck.
+
+If this service fails for any reason but a stop, the Faust worker exits non-zero (mode
+re-raises a crashed service's exception), so a supervisor restarts it; it never stays
+up doing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from agents.batch import Consumed
+from agents.incident_events import BatchApplier
+from agents.metrics import WorkerMetrics
+from demandmon.settings import Settings
+
+log = logging.getLogger("demandmon.worker")
+CHECK_EVERY_S = 5.0  # how often Redis's positions are compared with what was applied
+COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
+REVOKE_WAIT_S = 10.0
+
+
+def consumed(record: Any) -> Consumed:
+    return Consumed(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=[(str(k), bytes(v or b"")) for k, v in (record.headers or ())],
+        timestamp_ms=record.timestamp,
+    )
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    session_ms = int(settings.kafka_session_timeout_s * 1000)
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": settings.consumer_group,
+        "client_id": "demandmon-worker",
+        "group_instance_id": settings.worker_instance_id or None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": max(500, session_ms // 5),
+        "max_poll_records": settings.batch_max,
+        "max_partition_fetch_bytes": max(1024 * 1024, settings.max_message_bytes * 4),
+    }
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: EventConsumer) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.service.on_assigned(assigned)
+
+
+class EventConsumer(mode.Service):
+    def __init__(
+        self, settings: Settings, applier: BatchApplier, metrics: WorkerMetrics, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.settings = settings
+        self.applier = applier
+        self.metrics = metrics
+        self._consumer: AIOKafkaConsumer | None = None
+        # Held while a batch is applied, so a revocation waits for it (bounded).
+        self.busy = asyncio.Lock()
+        self._last_check = 0.0
+        self._last_commit = 0.0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the consumer is not started")
+        return self._consumer
+
+    async def on_start(self) -> None:
+        # aiokafka clients must be made inside the running event loop.
+        self._consumer = AIOKafkaConsumer(**consumer_options(self.settings))
+        self.consumer.subscribe([self.settings.events_topic], listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        keep = {tp.partition for tp in assigned}
+        for partition in [p for p in self.applier.applied_through if p not in keep]:
+            self.applier.revoke(partition)
+        for tp in sorted(assigned):
+            resume = await self.applier.resume_point(tp.partition)
+            # Taken and sought with no await in between, so no batch can slip through
+            # from the position Kafka chose before the seek.
+            self.consumer.seek(tp, self.applier.take(tp.partition, resume))
+        if assigned:
+            log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        try:
+            await asyncio.wait_for(self.busy.acquire(), REVOKE_WAIT_S)
+        except TimeoutError:
+            log.warning("a batch is still being applied while partitions are revoked")
+        else:
+            self.busy.release()
+        await self._commit()
+        for tp in revoked:
+            self.applier.revoke(tp.partition)
+
+    def _rewind(self, rewinds: dict[int, int | None]) -> None:
+        topic = self.settings.events_topic
+        for partition, offset in rewinds.items():
+            # Offset 0 below the log start resets to the earliest offset kept.
+            self.consumer.seek(TopicPartition(topic, partition), offset or 0)
+
+    @mode.Service.task
+    async def _consume(self) -> None:
+        within_ms = int(self.settings.batch_within_s * 1000)
+        while not self.should_stop:
+            records = await self.consumer.getmany(
+                timeout_ms=within_ms, max_records=self.settings.batch_max
+            )
+            # Partitions not yet taken (assignment still reading Redis) are read again
+            # once they are sought to the position Redis holds.
+            taken = self.applier.applied_through
+            messages = [
+                consumed(r) for tp, batch in records.items() if tp.partition in taken for r in batch
+            ]
+            async with self.busy:
+                if messages:
+                    self._rewind(await self.applier.process(messages))
+                now = time.monotonic()
+                if now - self._last_check >= CHECK_EVERY_S:
+                    self._last_check = now
+                    partitions = [tp.partition for tp in self.consumer.assignment()]
+                    rewinds = await self.applier.until_done(
+                        lambda parts=partitions: self.applier.check(parts),  # type: ignore[misc]
+                        "checking positions",
+                    )
+                    self._rewind(rewinds)
+            if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
+                await self._commit()
+
+    async def _commit(self) -> None:
+        """Tell Kafka how far we are, for tools that read the group's lag. Never read
+        back: on assignment the position comes from Redis."""
+        self._last_commit = time.monotonic()
+        topic = self.settings.events_topic
+        offsets = {
+            TopicPartition(topic, p): OffsetAndMetadata(through + 1, "")
+            for p, through in self.applier.applied_through.items()
+            if through >= 0
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("committing offsets to Kafka failed (%s); harmless", type(exc).__name__)
+
+    @mode.Service.timer(CHECK_EVERY_S)
+    async def _refresh_lag(self) -> None:
+        assigned = sorted(self.consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = await asyncio.wait_for(self.consumer.end_offsets(assigned), CHECK_EVERY_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.info("reading end offsets failed (%s)", type(exc).__name__)
+            return
+        for tp, end in ends.items():
+            through = self.applier.applied_through.get(tp.partition)
+            if through is None:
+                continue
+            label = str(tp.partition)
+            self.metrics.end_offset.labels(label).set(end)
+            self.metrics.lag.labels(label).set(max(0, end - (through + 1)))

@@ -1,0 +1,45 @@
+"""The worker's apply script through a blocking client, for tests that drive Redis
+directly (property tests, too-late cases). Same script, same arguments, same reply
+decoding as the worker's StateStore; only the transport differs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import redis
+
+from agents.batch import Plan
+from demandmon.state import keys
+from demandmon.state.store import APPLY_LUA, ShardResult, StoreConfig, script_args
+
+
+@dataclass
+class SyncResult:
+    applied: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    late: list[int] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class SyncStateStore:
+    def __init__(self, client: redis.Redis, config: StoreConfig) -> None:
+        self.client = client
+        self.config = config
+        self.script = client.register_script(APPLY_LUA)
+
+    def apply(self, plan: Plan, now_ms: int) -> SyncResult:
+        out = SyncResult()
+        for (source, partition), entries in plan.shards.items():
+            self.client.sadd(keys.sources(self.config.prefix), source)
+            self.client.sadd(keys.partitions(self.config.prefix, source), partition)
+            base = keys.shard(self.config.prefix, source, partition)
+            reply = self.script(keys=[base], args=script_args(self.config, entries, now_ms))
+            r = ShardResult.from_reply(reply)
+            out.applied += r.applied
+            out.duplicate += r.duplicate
+            out.skipped += r.skipped
+            out.late.extend(r.late)
+            out.rejected.update(r.rejected)
+        return out
