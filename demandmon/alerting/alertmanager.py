@@ -62,6 +62,10 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
             "source_matchers": [f'alertname="{n.ALERT_WORKER_DOWN}"'],
             "target_matchers": [f'alertname="{n.ALERT_FEED_STALE}"'],
         },
+        # Deliberately no rule for ALERT_PARTITION_STALLED: a stalled partition freezes
+        # only the incidents keyed to it (in every BCU), so per-BCU alerts for the rest,
+        # an I-grade waiting past target among them, must still arrive; and per-BCU alerts
+        # carry no partition label to scope an inhibition to the affected incidents.
     ]
     return {
         "global": {"resolve_timeout": "5m"},

@@ -68,6 +68,9 @@ ALERT_FEED_STALE: Final[str] = "DemandLiveFeedStale"
 ALERT_DEAD_LETTER: Final[str] = "DemandDeadLetterRejectionsRising"
 ALERT_WORKER_DOWN: Final[str] = "DemandmonWorkerDown"
 ALERT_EXPORTER_DOWN: Final[str] = "DemandmonExporterDown"
+ALERT_PARTITION_STALLED: Final[str] = "DemandmonPartitionStalled"
+ALERT_DEAD_LETTER_LOST: Final[str] = "DemandmonDeadLetterLost"
+ALERT_REDIS_ROLLED_BACK: Final[str] = "DemandmonRedisRolledBack"
 
 # Datasource every panel and target uses; grafana/provisioning pins the same uid.
 DATASOURCE_UID: Final[str] = "demandmon-prometheus"

@@ -1,4 +1,5 @@
-"""Pipeline alert rules: the feed, the dead-letter topic and the two scrape targets.
+"""Pipeline alert rules: the feed, the dead-letter topic, the two scrape targets and the
+worker's per-partition progress.
 
 These are the alerts that make the per-BCU ones trustworthy; Alertmanager inhibits the
 per-BCU alerts while the feed is stale or the worker is down (deploy/alertmanager).
@@ -77,5 +78,79 @@ def exporter_down(th: Thresholds) -> Rule:
     return alert_rule(th, n.ALERT_EXPORTER_DOWN, setting, expr, summary, description)
 
 
+# The runbook procedure the stall alert points to, besides its own section.
+STUCK_PARTITION_ANCHOR = "find-and-clear-a-stuck-partition"
+
+
+def partition_stalled(th: Thresholds) -> Rule:
+    # Lag alone is not a fault: a replay or a catch-up after downtime runs with a large
+    # backlog while applying fast. Progress is the applied offset moving; the end offset
+    # is refreshed independently of applying, so lag stays up (and grows with new events)
+    # while applying is stuck. `and` matches on every label (job, instance, partition):
+    # both series come from the same worker, and a revoked partition's series go with it.
+    window = th.pipeline.partition_stall_window
+    expr = (
+        "demand_worker_partition_lag > 0\n"
+        "and\n"
+        f"changes(demand_worker_partition_applied_offset[{window}]) == 0"
+    )
+    description = (
+        "Partition {{ $labels.partition }} on worker {{ $labels.instance }} has "
+        '{{ $value | printf "%.0f" }} messages waiting and has applied none for '
+        f"{window}: the incidents keyed to that partition (in every BCU) are not reaching "
+        "Redis, so figures are partly frozen. Find and clear it: "
+        f"{th.runbook_base_url}#{STUCK_PARTITION_ANCHOR}"
+    )
+    summary = "Partition {{ $labels.partition }} stalled on {{ $labels.instance }}"
+    setting = th.alerts.partition_stalled
+    return alert_rule(th, n.ALERT_PARTITION_STALLED, setting, expr, summary, description)
+
+
+def _counter_rose(counter: str, window: str) -> str:
+    """The counter grew within the window, or its series is new (none `window` ago) and
+    above zero: increase() cannot see the first increment of a series created by it (a
+    labelled counter) or first scraped after it (a worker that rewound at start-up)."""
+    return (
+        f"increase({counter}[{window}]) > 0\nor\n({counter} > 0 unless {counter} offset {window})"
+    )
+
+
+def dead_letter_lost(th: Thresholds) -> Rule:
+    window = th.pipeline.dead_letter_lost_window
+    expr = _counter_rose("demand_worker_deadletter_failures_total", window)
+    description = (
+        "Worker {{ $labels.instance }} gave up on dead letters (reason {{ $labels.reason }}) "
+        f"in the last {window}: they did not reach the dead-letter topic within the retry "
+        "deadline, so those rejected records are lost. The events still count as rejected "
+        "and the figures are right; the original messages stay in the events topic until "
+        "its retention ends."
+    )
+    summary = "Dead letters lost on {{ $labels.instance }}"
+    setting = th.alerts.dead_letter_lost
+    return alert_rule(th, n.ALERT_DEAD_LETTER_LOST, setting, expr, summary, description)
+
+
+def redis_rolled_back(th: Thresholds) -> Rule:
+    window = th.pipeline.redis_rewind_window
+    expr = _counter_rose("demand_worker_rewinds_total", window)
+    description = (
+        "Worker {{ $labels.instance }} found Redis holding older state than it had applied "
+        f"and rewound in the last {window}: Redis lost writes (restored from an older copy, "
+        "or failed over to a lagging replica). The lost events were re-applied exactly, so "
+        "figures are right; investigate Redis durability."
+    )
+    summary = "Redis lost writes; {{ $labels.instance }} re-applied them"
+    setting = th.alerts.redis_rolled_back
+    return alert_rule(th, n.ALERT_REDIS_ROLLED_BACK, setting, expr, summary, description)
+
+
 def pipeline_alert_rules(th: Thresholds) -> list[Rule]:
-    return [feed_stale(th), dead_letter(th), worker_down(th), exporter_down(th)]
+    return [
+        feed_stale(th),
+        dead_letter(th),
+        worker_down(th),
+        exporter_down(th),
+        partition_stalled(th),
+        dead_letter_lost(th),
+        redis_rolled_back(th),
+    ]

@@ -28,6 +28,13 @@ def _duration(value: str) -> str:
     return value
 
 
+def _window(value: str) -> str:
+    # A range selector or offset of zero is a PromQL error, not an empty window.
+    if not re.search(r"[1-9]", _duration(value)):
+        raise ValueError(f"must be longer than zero (got {value!r})")
+    return value
+
+
 def _source_regex(value: str) -> str:
     if not value or _NOT_RE2.search(value):
         raise ValueError(f"not a Prometheus (RE2) regular expression (got {value!r})")
@@ -45,6 +52,7 @@ def _base_url(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
+Window = Annotated[str, AfterValidator(_window)]
 SourceRegex = Annotated[str, AfterValidator(_source_regex)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
@@ -115,6 +123,9 @@ class AlertSettings(_Model):
     dead_letter_rejections: AlertSetting
     worker_down: AlertSetting
     exporter_down: AlertSetting
+    partition_stalled: AlertSetting
+    dead_letter_lost: AlertSetting
+    redis_rolled_back: AlertSetting
 
 
 class Sources(_Model):
@@ -126,6 +137,11 @@ class Pipeline(_Model):
     feed_stale_after_seconds: Seconds
     dead_letter_max_per_second: Annotated[float, Field(ge=0.0)]
     dead_letter_rate_window: Duration
+    # A partition with lag whose applied offset has not moved for this long is stalled.
+    partition_stall_window: Window
+    # How long a lost dead letter, or a rewind, keeps its alert firing after the event.
+    dead_letter_lost_window: Window
+    redis_rewind_window: Window
 
 
 class Thresholds(_Model):

@@ -1,6 +1,9 @@
 """Pipeline health: is the data on the other dashboards current and complete?
 
 Lines drawn at the thresholds the pipeline alerts use, from deploy/thresholds.yaml.
+Every query returns data once a worker runs (tests/integration/test_alerting_e2e.py runs
+them all): partition series exist from assignment, and the labelled dead-letter failure
+counter, created only by its first increment, falls back to 0.
 """
 
 from __future__ import annotations
@@ -119,9 +122,66 @@ def _freshness(th: Thresholds) -> list[PanelBuilder]:
     ]
 
 
+def _partitions(th: Thresholds) -> list[PanelBuilder]:
+    window = th.pipeline.partition_stall_window
+    return [
+        trend_panel(
+            "Consumer lag by partition",
+            [
+                (
+                    "max by (instance, partition) (demand_worker_partition_lag)",
+                    "p{{partition}} {{instance}}",
+                )
+            ],
+            description=(
+                "Messages in each partition of the events topic not yet applied to Redis. "
+                "A backlog that is being applied is fine; lag with a flat line in the next "
+                f"panel for {window} is a stall (runbook: Find and clear a stuck partition)."
+            ),
+        ),
+        trend_panel(
+            "Offsets applied per second, by partition",
+            [
+                (
+                    "max by (instance, partition) "
+                    f"(deriv(demand_worker_partition_applied_offset{RATE}))",
+                    "p{{partition}} {{instance}}",
+                )
+            ],
+            unit="ops",
+            description=(
+                "How fast each partition's applied offset moves. Zero while the partition "
+                "has lag: stalled. Below zero: a rewind after Redis lost writes."
+            ),
+        ),
+        stat_panel(
+            "Dead letters lost",
+            "sum(demand_worker_deadletter_failures_total) or vector(0)",
+            thresholds=steps((None, "green"), (1, "orange")),
+            description=(
+                "Dead letters given up on since each worker started: rejected records that "
+                "never reached the dead-letter topic (DemandmonDeadLetterLost)."
+            ),
+            h=8,
+        ),
+        stat_panel(
+            "Redis rewinds",
+            "sum(demand_worker_rewinds_total) or vector(0)",
+            thresholds=steps((None, "green"), (1, "orange")),
+            description=(
+                "Partitions rewound since each worker started because Redis held older "
+                "state than applied: Redis lost writes (DemandmonRedisRolledBack)."
+            ),
+            h=8,
+        ),
+    ]
+
+
 def pipeline_health(th: Thresholds) -> db.Dashboard:
     dash = new_dashboard(
-        UID, "Pipeline health", "Throughput, rejections, feed freshness, latency and targets."
+        UID,
+        "Pipeline health",
+        "Throughput, rejections, feed freshness, latency, partition progress and targets.",
     ).time("now-6h", "now")
     dash = dash.with_panel(_up_panel())
     dash = dash.with_row(db.Row("Flow"))
@@ -129,5 +189,8 @@ def pipeline_health(th: Thresholds) -> db.Dashboard:
         dash = dash.with_panel(panel)
     dash = dash.with_row(db.Row("Freshness and latency"))
     for panel in _freshness(th):
+        dash = dash.with_panel(panel)
+    dash = dash.with_row(db.Row("Partitions"))
+    for panel in _partitions(th):
         dash = dash.with_panel(panel)
     return dash

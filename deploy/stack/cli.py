@@ -1,18 +1,36 @@
-"""`demandmon stack up | down | status`."""
+"""`demandmon stack up | down | status`.
+
+`status` reports the four services the stack runs, then whether the worker and the
+exporter (started by their own commands) answer on the stack's ports, with the worker's
+lag per partition.
+"""
+
+# The dev stack imports nothing from the product (demandmon, agents, streams, schemas),
+# only the standard library, its own modules and their third-party clients.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from demandmon.cliargs import CommandParser
 from deploy.stack.control import PORT_NAMES, down, status, up
+from deploy.stack.health import app_status
 from deploy.stack.layout import StackLayout
 from deploy.stack.procs import StackError
 
 
-def _parser() -> CommandParser:
-    parser = CommandParser(prog="demandmon stack", description=__doc__)
+class _Parser(argparse.ArgumentParser):
+    """As every `demandmon` command: a wrong flag is one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="demandmon stack", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--name", default="default", help="stack name (default: default)")
     parser.add_argument("--dir", type=Path, default=Path(".stack"), help="state folder")
@@ -22,6 +40,20 @@ def _parser() -> CommandParser:
     for port in PORT_NAMES:
         parser.add_argument(f"--{port.replace('_', '-')}-port", type=int, default=0)
     return parser
+
+
+def _status(root: Path, name: str) -> int:
+    saved = StackLayout(root, name).load()
+    if saved is None:
+        raise StackError(f"no such stack: {name}")
+    states = status(root, name)
+    for service, running in states.items():
+        print(f"{service:13} {'up' if running else 'down'}")
+    # Informational: a stack runs without a worker or exporter (each is started by its own
+    # command), so only the four services decide the exit code.
+    for line in app_status(saved):
+        print(line)
+    return 0 if all(states.values()) else 1
 
 
 def main(argv: list[str]) -> int:
@@ -39,10 +71,7 @@ def main(argv: list[str]) -> int:
             stopped = down(args.dir, args.name, purge=args.purge)
             print(f"stack {args.name}: stopped {', '.join(stopped) or 'nothing'}")
         else:
-            states = status(args.dir, args.name)
-            for service, running in states.items():
-                print(f"{service:13} {'up' if running else 'down'}")
-            return 0 if all(states.values()) else 1
+            return _status(args.dir, args.name)
     except StackError as exc:
         print(f"demandmon stack: {exc}", file=sys.stderr)
         return 1

@@ -250,8 +250,25 @@ def test_pipeline_health_covers_throughput_rejections_freshness_latency_up(
         "histogram_quantile(0.95, sum by (le, source_kind) "
         "(rate(demand_worker_event_latency_seconds_bucket",
         'up{job=~"demandmon-worker|demandmon-exporter"}',
+        "max by (instance, partition) (demand_worker_partition_lag)",
+        "deriv(demand_worker_partition_applied_offset[$__rate_interval])",
+        "demand_worker_rewinds_total",
     ]:
         assert needle in joined
+
+
+def test_pipeline_health_counter_stats_show_zero_before_the_first_increment(
+    models: dict[str, Model],
+) -> None:
+    # The integration test runs every panel query and wants data; a labelled counter has
+    # no series until its first increment, so the stat must fall back to 0.
+    stats = {p["title"]: p for p in panels(models[PIPELINE]) if p["type"] == "stat"}
+    for title, metric in [
+        ("Dead letters lost", "demand_worker_deadletter_failures_total"),
+        ("Redis rewinds", "demand_worker_rewinds_total"),
+    ]:
+        [target] = stats[title]["targets"]
+        assert target["expr"] == f"sum({metric}) or vector(0)"
 
 
 def test_json_files_parse_and_are_sorted(th: Thresholds) -> None:

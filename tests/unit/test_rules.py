@@ -22,6 +22,7 @@ from demandmon.alerting.alertmanager import (
 )
 from demandmon.alerting.cli import main
 from demandmon.alerting.generate import THRESHOLDS_FILE, generated_files
+from demandmon.alerting.pipeline_alerts import STUCK_PARTITION_ANCHOR
 from demandmon.alerting.recording import recording_rule_names
 from demandmon.alerting.rules import ALERTS_FILE, RECORDING_FILE, alert_rules_yaml
 from demandmon.alerting.thresholds import Thresholds, load_thresholds, parse_thresholds
@@ -184,6 +185,51 @@ def test_runbook_has_a_section_per_alert_and_no_orphans(th: Thresholds) -> None:
     assert sorted(sections) == sorted(rule["alert"] for rule in alerts(th))
 
 
+def test_stall_alert_points_at_the_stuck_partition_procedure(th: Thresholds) -> None:
+    by_name = {rule["alert"]: rule for rule in alerts(th)}
+    description = by_name[n.ALERT_PARTITION_STALLED]["annotations"]["description"]
+    assert f"{th.runbook_base_url}#{STUCK_PARTITION_ANCHOR}" in description
+    assert STUCK_PARTITION_ANCHOR in _runbook_anchors()
+
+
+def test_worker_progress_alerts_name_the_worker_and_partition(th: Thresholds) -> None:
+    """The stall alert keeps partition and instance; none of the worker alerts carries a
+    bcu label, so the per-BCU inhibitions can never hold them back."""
+    worker_alerts = {n.ALERT_PARTITION_STALLED, n.ALERT_DEAD_LETTER_LOST, n.ALERT_REDIS_ROLLED_BACK}
+    by_name = {rule["alert"]: rule for rule in alerts(th)}
+    assert "by (" not in by_name[n.ALERT_PARTITION_STALLED]["expr"]  # no label aggregated away
+    fired = [
+        (case["alertname"], set(alert["exp_labels"]))
+        for test in _unit_tests()
+        for case in test.get("alert_rule_test", [])
+        for alert in case.get("exp_alerts") or []
+        if case["alertname"] in worker_alerts
+    ]
+    assert {name for name, _ in fired} == worker_alerts
+    for name, labels in fired:
+        assert "instance" in labels and "bcu" not in labels, name
+        assert name != n.ALERT_PARTITION_STALLED or "partition" in labels
+
+
+def test_counter_alerts_see_a_counter_series_created_by_its_first_increment(
+    th: Thresholds,
+) -> None:
+    # increase() over a series whose first sample is already 1 is 0: the `unless offset`
+    # branch is what makes a worker's first lost dead letter alert at all.
+    by_name = {rule["alert"]: rule for rule in alerts(th)}
+    for name, metric, window in [
+        (
+            n.ALERT_DEAD_LETTER_LOST,
+            "demand_worker_deadletter_failures_total",
+            th.pipeline.dead_letter_lost_window,
+        ),
+        (n.ALERT_REDIS_ROLLED_BACK, "demand_worker_rewinds_total", th.pipeline.redis_rewind_window),
+    ]:
+        assert by_name[name]["expr"] == (
+            f"increase({metric}[{window}]) > 0\nor\n({metric} > 0 unless {metric} offset {window})"
+        )
+
+
 def test_bcu_overrides_become_bcu_matchers(th: Thresholds) -> None:
     by_name = {rule["alert"]: rule for rule in alerts(th)}
     expr = by_name[n.ALERT_IGRADE_OPEN]["expr"]
@@ -261,6 +307,9 @@ def test_alertmanager_groups_and_inhibits_as_designed(th: Thresholds) -> None:
     stale = config["inhibit_rules"][0]
     assert stale["target_matchers"] == ['bcu=~".+"'] and stale["equal"] == ["source"]
     assert f'alertname="{n.ALERT_WORKER_DOWN}"' in sources
+    # A stalled partition freezes some incidents in every BCU, not all: the per-BCU alerts
+    # for the rest must still arrive (docs/runbook.md, alert delivery).
+    assert f'alertname="{n.ALERT_PARTITION_STALLED}"' not in sources
 
 
 @pytest.mark.parametrize("url", ["", "ftp://x/y", "http://a b/", "__WEBHOOK_URL__"])

@@ -42,6 +42,10 @@ def test_committed_thresholds_load() -> None:
     assert th.sources.alerts == ".*"
     assert th.sources.feed_stale == "live"
     assert th.alerts.worker_down.for_ == "2m"
+    assert th.alerts.partition_stalled.severity == "critical"
+    assert th.pipeline.partition_stall_window == "5m"
+    assert th.pipeline.dead_letter_lost_window == "15m"
+    assert th.pipeline.redis_rewind_window == "1h"
 
 
 def test_overrides_are_merged_over_the_defaults() -> None:
@@ -173,6 +177,22 @@ INVALID = [
         _delete("alerts.exporter_down"),
         "alerts.exporter_down: missing",
         id="missing-alert-setting",
+    ),
+    pytest.param(
+        _delete("alerts.partition_stalled"),
+        "alerts.partition_stalled: missing",
+        id="missing-stall-alert-setting",
+    ),
+    pytest.param(
+        _set("pipeline.partition_stall_window", "0m"),
+        "pipeline.partition_stall_window: must be longer than zero (got '0m')",
+        id="zero-window",
+    ),
+    pytest.param(
+        _set("pipeline.redis_rewind_window", "an hour"),
+        "pipeline.redis_rewind_window: not a Prometheus duration such as 30s, 5m or 1h "
+        "(got 'an hour')",
+        id="bad-window",
     ),
     pytest.param(
         _set("sources.alerts", "(live"),
