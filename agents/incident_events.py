@@ -31,6 +31,10 @@ TOO_LATE_DETAIL = "occurred_at is further behind the source's watermark than the
 APPLY_ERROR_DETAIL = "the apply script failed on this event"
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def is_script_error(exc: BaseException) -> bool:
     """A Lua runtime error: the same input fails again, so retrying cannot help."""
     text = str(exc)
@@ -56,6 +60,8 @@ class BatchApplier:
         # What this worker believes Redis holds: per shard, and per partition.
         self.shard_offsets: dict[Shard, int] = {}
         self.applied_through: dict[int, int] = {}
+        # The source watermark each shard's retention last followed (-1: unknown).
+        self.shard_horizons: dict[Shard, int] = {}
         # (partition, offset) of events the apply script failed on, in the current batch.
         self._poisoned: set[tuple[int, int]] = set()
 
@@ -76,6 +82,7 @@ class BatchApplier:
         self.applied_through.pop(partition, None)
         for shard in [s for s in self.shard_offsets if s[1] == partition]:
             del self.shard_offsets[shard]
+            self.shard_horizons.pop(shard, None)
         self.metrics.forget_partition(partition)
 
     def _believe(self, partition: int, resume: Resume) -> None:
@@ -118,7 +125,12 @@ class BatchApplier:
             if held_shards[shard] < self.shard_offsets[shard]:
                 p = shard[1]
                 floors[p] = min(floors.get(p, held_shards[shard] + 1), held_shards[shard] + 1)
-        return {p: await self._rewind(p, floor) for p, floor in floors.items()}
+        if floors:
+            return {p: await self._rewind(p, floor) for p, floor in floors.items()}
+        # Sources move on in partitions other workers hold: follow their watermarks.
+        sources = {source for source, _ in shards}
+        await self._prune_behind(await self.store.source_watermarks(sources), now_ms())
+        return {}
 
     # -- batches ----------------------------------------------------------------------
 
@@ -148,9 +160,30 @@ class BatchApplier:
             )
             rewinds[partition] = await self._rewind(partition, floor)
         await self._settle_late(result, by_offset)
-        await self._save_positions(messages, result, set(rewinds))
+        watermarks = await self._save_positions(messages, result, set(rewinds))
+        await self._prune_behind(watermarks, now_ms)
         self._count(messages, plan, result)
         return rewinds
+
+    async def _prune_behind(self, watermarks: dict[str, int], now_ms: int) -> None:
+        """Retention follows the source's watermark: shards of these sources in this
+        worker's partitions that have not yet pruned up to it do so now."""
+        lagging = {
+            shard: held
+            for shard, held in self.shard_offsets.items()
+            if shard[0] in watermarks
+            and shard[1] in self.applied_through
+            and held >= 0
+            and self.shard_horizons.get(shard, -1) < watermarks[shard[0]]
+        }
+        if not lagging:
+            return
+        results = await self.until_done(
+            lambda: self.store.prune(lagging, watermarks, now_ms), "pruning"
+        )
+        for shard, r in results.items():
+            if not r.behind:
+                self.shard_horizons[shard] = r.horizon_watermark
 
     async def _apply(self, plan: Plan, now_ms: int) -> ApplyResult:
         try:
@@ -222,7 +255,8 @@ class BatchApplier:
 
     async def _save_positions(
         self, messages: list[Consumed], result: ApplyResult, rewound: set[int]
-    ) -> None:
+    ) -> dict[str, int]:
+        """Record positions and sources' watermarks; returns the watermarks."""
         ends: dict[int, int] = {}
         for m in messages:
             if m.partition not in rewound and m.offset > ends.get(m.partition, -1):
@@ -234,10 +268,18 @@ class BatchApplier:
             p: (end, {s: off for (s, sp), off in self.shard_offsets.items() if sp == p})
             for p, end in ends.items()
         }
-        await self.until_done(lambda: self.store.save_positions(positions), "saving positions")
+        watermarks: dict[str, int] = {}
+        for shard, r in result.shards.items():
+            if not r.behind:
+                watermarks[shard[0]] = max(r.horizon_watermark, watermarks.get(shard[0], -1))
+                self.shard_horizons[shard] = r.horizon_watermark
+        await self.until_done(
+            lambda: self.store.save_positions(positions, watermarks), "saving positions"
+        )
         for p, end in ends.items():
             self.applied_through[p] = max(end, self.applied_through.get(p, -1))
             self.metrics.applied_offset.labels(str(p)).set(self.applied_through[p])
+        return watermarks
 
     async def until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
         """Retry with backoff until it works: skipping would lose events. A partition

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 LIVE_SOURCE = "live"
+# Who a command acts as. A secure stack gives each role its own Kafka and Redis user
+# (.stack/<name>/roles/<role>.env); see README "Running it securely".
+Role = Literal["worker", "replay", "exporter", "reader", "admin"]
+# secret field -> the field naming a file that holds it (DEMANDMON_<SECRET>_FILE)
+SECRET_FILES = {
+    "kafka_password": "kafka_password_file",
+    "redis_password": "redis_password_file",
+    "metrics_password": "metrics_password_file",
+    "alerts_token": "alerts_token_file",
+    "prometheus_password": "prometheus_password_file",
+}
 
 
 class Settings(BaseSettings):
@@ -64,6 +78,51 @@ class Settings(BaseSettings):
     # How long a dead letter is retried before it is counted as lost and the batch goes on.
     deadletter_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
+    # Kafka security: SASL_SSL with SCRAM on a secure deployment.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: str = ""
+    kafka_ca_file: str = ""  # the CA that signed the brokers' certificates
+    # Redis: a rediss:// URL for TLS; the user and password apart from the URL, so that
+    # the password can come from a file.
+    redis_username: str = ""
+    redis_password: SecretStr = SecretStr("")
+    redis_password_file: str = ""
+    redis_ca_file: str = ""
+    # The worker's and exporter's web servers: HTTPS when both are set.
+    web_tls_cert_file: str = ""
+    web_tls_key_file: str = ""
+    # Basic auth that /metrics requires (worker and exporter) when a username is set.
+    metrics_username: str = ""
+    metrics_password: SecretStr = SecretStr("")
+    metrics_password_file: str = ""
+    # The bearer token the exporter's /alerts webhook requires when set.
+    alerts_token: SecretStr = SecretStr("")
+    alerts_token_file: str = ""
+    # How clients (demo, tests) reach Prometheus and Alertmanager behind basic auth.
+    prometheus_username: str = ""
+    prometheus_password: SecretStr = SecretStr("")
+    prometheus_password_file: str = ""
+    prometheus_ca_file: str = ""
+    # Sources: live plus the replay sources registered, at most this many in all.
+    max_sources: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        for secret, file_field in SECRET_FILES.items():
+            path = getattr(self, file_field)
+            if not path:
+                continue
+            variable = f"DEMANDMON_{file_field.upper()}"
+            try:
+                text = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{variable}: cannot read {path} ({exc.strerror})") from None
+            setattr(self, secret, SecretStr(text))
+        return self
+
     @model_validator(mode="after")
     def _topic_keeps_the_horizon(self) -> Settings:
         if self.events_retention_s != -1 and self.events_retention_s < self.retention_s:
@@ -85,17 +144,35 @@ def valid_source(name: str) -> bool:
     return bool(SOURCE_NAME.fullmatch(name))
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def stack_dir() -> Path:
+    """The local stack whose endpoints commands use when no variable says otherwise."""
+    return Path(os.environ.get("DEMANDMON_STACK_DIR", ".stack/default"))
 
 
-def settings_or_exit(prog: str) -> Settings:
+def env_files(role: Role | None) -> tuple[Path, ...]:
+    """The stack's endpoints, then the role's credentials (a secure stack writes one file
+    per role); environment variables win over both."""
+    base = stack_dir()
+    files = [base / "endpoints.env"]
+    if role is not None:
+        files.append(base / "roles" / f"{role}.env")
+    return tuple(files)
+
+
+@lru_cache(maxsize=8)
+def get_settings(role: Role | None = None) -> Settings:
+    return Settings(_env_file=env_files(role))  # type: ignore[call-arg]
+
+
+def settings_or_exit(prog: str, role: Role | None = None) -> Settings:
     """The settings for a command: a bad variable is one line naming it, and exit 2."""
     try:
-        return get_settings()
+        return get_settings(role)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "DEMANDMON_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        print(f"{prog}: {name}: {first['msg']}", file=sys.stderr)
+        if first["loc"]:
+            message = f"DEMANDMON_{str(first['loc'][0]).upper()}: {first['msg']}"
+        else:  # a check across fields, or a secret file: the message names the variable
+            message = str(first["msg"]).removeprefix("Value error, ")
+        print(f"{prog}: {message}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -17,7 +17,13 @@ T = TypeVar("T")
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def wait_for(probe: Callable[[], T], accept: Callable[[T], bool], timeout_s: float, what: str) -> T:
+def wait_for(
+    probe: Callable[[], T],
+    accept: Callable[[T], bool],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.5,
+) -> T:
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:
@@ -27,7 +33,7 @@ def wait_for(probe: Callable[[], T], accept: Callable[[T], bool], timeout_s: flo
                 return last
         except Exception:
             pass
-        time.sleep(0.5)
+        time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
 
 
@@ -80,3 +86,105 @@ def prom_scalar(base_url: str, expr: str) -> float | None:
 def nonzero(samples: dict[SampleKey, float], names: Iterable[str]) -> dict[SampleKey, float]:
     wanted = set(names)
     return {k: round(v, 6) for k, v in samples.items() if k[0] in wanted and v != 0}
+
+
+# Figures that follow the wall clock, so no recount can predict them.
+WALL_CLOCK_METRICS = frozenset(
+    {
+        "demand_stream_window_end_timestamp_seconds",
+        "demand_stream_last_processed_timestamp_seconds",
+    }
+)
+
+
+def source_figures(
+    samples: dict[SampleKey, float], source: str, skip: Iterable[str] = WALL_CLOCK_METRICS
+) -> dict[SampleKey, float]:
+    """The non-zero samples of one ``source``, rounded, without ``skip``: the shape
+    ``Oracle.samples`` returns, so the two compare with ``==``."""
+    skipped = set(skip)
+    return {
+        k: round(v, 6)
+        for k, v in samples.items()
+        if ("source", source) in k[1] and v != 0 and k[0] not in skipped
+    }
+
+
+def figures_diff(got: dict[SampleKey, float], want: dict[SampleKey, float], limit: int = 12) -> str:
+    """A short account of how two sets of samples differ (for assertion messages)."""
+    keys = sorted(set(got) | set(want))
+    lines = [
+        f"  {name}{dict(labels)}: got {got.get((name, labels))}, want {want.get((name, labels))}"
+        for name, labels in keys
+        if got.get((name, labels)) != want.get((name, labels))
+    ]
+    more = f"\n  ... and {len(lines) - limit} more" if len(lines) > limit else ""
+    return f"{len(lines)} samples differ:\n" + "\n".join(lines[:limit]) + more
+
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+def send_records(bootstrap: str, topic: str, records: Iterable[Record]) -> list[tuple[int, int]]:
+    """Produce (key, value, headers) records in order; returns each one's (partition,
+    offset), so what the worker does with it can be matched to it."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=2 * 1024 * 1024
+    )
+    futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
+    producer.flush()
+    placed = []
+    for future in futures:
+        meta = future.get(timeout=30)
+        placed.append((int(meta.partition), int(meta.offset)))
+    producer.close()
+    return placed
+
+
+def key_for_partition(stem: str, partition: int, partitions: int) -> str:
+    """An id starting with ``stem`` that the producer's default partitioner (murmur2, as in
+    the Java client) puts on ``partition``."""
+    from kafka.partitioner.default import murmur2
+
+    for n in range(100_000):
+        candidate = f"{stem}{n}"
+        if (murmur2(candidate.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return candidate
+    raise AssertionError(f"no key for partition {partition}")
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    enough: Callable[[list[Any]], bool],
+    timeout_s: float,
+) -> list[Any]:
+    """Every record of ``topic`` from the start, read until ``enough(records)`` or the
+    timeout (then whatever was read; the caller says what is missing)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+        fetch_max_bytes=8 * 1024 * 1024,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not enough(records):
+            records.extend(consumer)  # stops after 0.5 s without a record
+    finally:
+        consumer.close()
+    return records
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    """One sample from a /metrics page (None when absent or the page does not answer)."""
+    try:
+        samples = scrape(url)
+    except Exception:
+        return None
+    return samples.get((name, tuple(sorted(labels.items()))))

@@ -185,13 +185,15 @@ class Oracle:
         """Apply one event in arrival order: "applied", "duplicate" or "too_late"."""
         st = self._stream(source)
         event_id = str(event["event_id"])
-        if event_id in st.seen:
-            st.duplicates += 1
-            return "duplicate"
         t = epoch(str(event["occurred_at"]))
+        # Lateness before repeats: the monitor remembers event ids only within the
+        # horizon (memory bounded by it), so a repeat of a long-gone event is too late.
         if st.watermark is not None and st.watermark - t > self.horizon_s:
             st.too_late += 1
             return "too_late"
+        if event_id in st.seen:
+            st.duplicates += 1
+            return "duplicate"
         st.seen.add(event_id)
         st.applied += 1
         st.arrivals += 1
@@ -280,6 +282,8 @@ class Oracle:
         add("demand_stream_watermark_timestamp_seconds", st.watermark)
         add("demand_events_applied_total", st.applied)
         add("demand_events_duplicate_total", st.duplicates)
+        add("demand_events_rejected_total", st.too_late, reason="too_late")
+        add("demand_incidents_orphaned_total", st.orphaned)
         return {key: value for key, value in out.items() if value != 0}
 
     @staticmethod

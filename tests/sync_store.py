@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from agents.batch import Plan
+from agents.batch import Entry, Plan
 from demandmon.state import keys
 from demandmon.state.store import APPLY_LUA, ShardResult, StoreConfig, script_args
 
@@ -31,15 +31,27 @@ class SyncStateStore:
 
     def apply(self, plan: Plan, now_ms: int) -> SyncResult:
         out = SyncResult()
+        marks = keys.watermarks(self.config.prefix)
         for (source, partition), entries in plan.shards.items():
             self.client.sadd(keys.sources(self.config.prefix), source)
             self.client.sadd(keys.partitions(self.config.prefix, source), partition)
-            base = keys.shard(self.config.prefix, source, partition)
-            reply = self.script(keys=[base], args=script_args(self.config, entries, now_ms))
-            r = ShardResult.from_reply(reply)
+            r = self._run(source, partition, entries, now_ms)
             out.applied += r.applied
             out.duplicate += r.duplicate
             out.skipped += r.skipped
             out.late.extend(r.late)
             out.rejected.update(r.rejected)
+            if r.horizon_watermark >= 0:
+                self.client.zadd(marks, {source: r.horizon_watermark}, gt=True)
+            # As the worker does: the source's other shards prune up to its watermark.
+            for other in self.client.smembers(keys.partitions(self.config.prefix, source)):
+                if int(other) != partition:
+                    self._run(source, int(other), [], now_ms)
         return out
+
+    def _run(self, source: str, partition: int, entries: list[Entry], now_ms: int) -> ShardResult:
+        base = keys.shard(self.config.prefix, source, partition)
+        recorded = self.client.zscore(keys.watermarks(self.config.prefix), source)
+        watermark = -1 if recorded is None else int(recorded)
+        args = script_args(self.config, entries, now_ms, source_watermark=watermark)
+        return ShardResult.from_reply(self.script(keys=[base], args=args))

@@ -17,8 +17,15 @@
 --                   cat_partner, caller, grade, resource_id, officers]
 --          reject: [offset, 0, reason]
 -- ARGV[5]  most incidents to prune in this call
+-- ARGV[6]  the source's watermark across all its partitions as last recorded, ms (-1:
+--          none). Lateness and retention follow the source's watermark, not the shard's:
+--          a partition that has seen few events must not accept what the source left
+--          behind long ago.
 -- Reply    {applied, duplicate, skipped, orphaned, offset before, offset after,
---           {offsets rejected as too_late, still owed a dead letter}, {reason, n, ...}}
+--           {offsets rejected as too_late, still owed a dead letter}, {reason, n, ...},
+--           this shard's watermark, the watermark retention followed}
+-- An empty batch only prunes: the worker sends one to a shard whose source has moved on
+-- elsewhere, so that what the source's watermark has left behind leaves here too.
 -- Too-late events are decided here (the watermark lives here), so their offsets are kept
 -- in the shard's 'late' hash until the worker has dead-lettered them: a crash in between
 -- re-reads them, and the skip path reports them again.
@@ -28,6 +35,7 @@ local retention = tonumber(ARGV[2])
 local expect_offset = tonumber(ARGV[3])
 local batch = cjson.decode(ARGV[4])
 local prune_limit = tonumber(ARGV[5])
+local source_wm = tonumber(ARGV[6] or '-1')
 
 local META, INC, AGE, SEEN = base .. 'meta', base .. 'inc', base .. 'age', base .. 'seen'
 local ALL, NOW, HOURS, DAYS = base .. 'all', base .. 'now', base .. 'hours', base .. 'days'
@@ -36,7 +44,8 @@ local I_TARGET, S_TARGET, S136_TARGET = 900000, 3600000, 3600000
 
 local function int(x) return string.format('%d', x) end
 
-local wm = tonumber(redis.call('HGET', META, 'wm') or '-1')
+local wm = tonumber(redis.call('HGET', META, 'wm') or '-1')   -- this shard's
+local horizon_wm = math.max(wm, source_wm)                      -- what lateness follows
 local last_offset = tonumber(redis.call('HGET', META, 'off') or '-1')
 if expect_offset >= 0 and last_offset < expect_offset then
   return {-1, last_offset}
@@ -52,6 +61,7 @@ local members = {}     -- zset moves, in order: {old key, new key, score, id}
 local late = {}        -- offsets owed a too-late dead letter: new ones and unpaid ones
 local late_new = {}    -- offsets rejected as too late in this call
 local counts = {applied = 0, duplicate = 0, skipped = 0}
+local orphaned = 0
 local first_created, last_created = nil, nil  -- creation times seen in this call
 local rejected = {}
 
@@ -194,6 +204,25 @@ end
 
 local function reject(reason) rejected[reason] = (rejected[reason] or 0) + 1 end
 
+-- An incident the source's watermark has already left behind, touched by a new event:
+-- it leaves first (as the retention sweep would have done), and the event starts afresh.
+local function drop_if_past(id, st)
+  if horizon_wm < 0 or next(st) == nil or (st.c or st.lt) >= horizon_wm - retention then
+    return st
+  end
+  if st.c == nil then
+    orphaned = orphaned + 1
+  else
+    local con = contribution(st)
+    for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) - v end
+    if con.open then table.insert(members, {con.open, false, 0, id}) end
+    if con.wait then table.insert(members, {con.wait, false, 0, id}) end
+  end
+  local fresh = {}
+  cache[id] = fresh
+  return fresh
+end
+
 local max_offset = last_offset
 for _, e in ipairs(batch) do
   local offset = e[1]
@@ -208,15 +237,17 @@ for _, e in ipairs(batch) do
       reject(e[3])
     else
       local eid, id, ts = e[3], e[4], e[6]
-      if seen_new[eid] or redis.call('ZSCORE', SEEN, eid) then
-        counts.duplicate = counts.duplicate + 1
-      elseif wm >= 0 and ts < wm - retention then
+      -- Lateness first: event ids are remembered only within the horizon, so a repeat
+      -- of an event the watermark has left behind is too late, like any other.
+      if horizon_wm >= 0 and ts < horizon_wm - retention then
         reject('too_late')
         table.insert(late, offset)
         table.insert(late_new, offset)
+      elseif seen_new[eid] or redis.call('ZSCORE', SEEN, eid) then
+        counts.duplicate = counts.duplicate + 1
       else
         seen_new[eid] = ts
-        local st = load(id)
+        local st = drop_if_past(id, load(id))
         local old = contribution(st)
         merge(st, e)
         local new = contribution(st)
@@ -228,6 +259,7 @@ for _, e in ipairs(batch) do
         end
         dirty[id] = true
         if ts > wm then wm = ts end
+        if ts > horizon_wm then horizon_wm = ts end
         counts.applied = counts.applied + 1
       end
     end
@@ -236,11 +268,10 @@ end
 
 -- Retention: incidents, buckets and event ids older than the horizon go. Computed here,
 -- written below with everything else.
-local orphaned = 0
 local pruned = {}      -- id -> contribution (nil for an orphan)
 local horizon = nil
-if wm >= 0 then
-  horizon = wm - retention
+if horizon_wm >= 0 then
+  horizon = horizon_wm - retention
   local candidates = {}
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', AGE, '-inf', '(' .. int(horizon), 'LIMIT', 0, prune_limit)) do
     if not dirty[id] then table.insert(candidates, id) end
@@ -313,7 +344,10 @@ if horizon then
 end
 for _, offset in ipairs(late_new) do redis.call('HSET', LATE, int(offset), 'too_late') end
 
-redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
+if #batch > 0 then
+  redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
+end
+redis.call('HSET', META, 'hw', int(horizon_wm))  -- the watermark retention last followed
 if first_created then
   local c0 = tonumber(redis.call('HGET', META, 'c0') or '-1')
   if c0 < 0 or first_created < c0 then redis.call('HSET', META, 'c0', int(first_created)) end
@@ -330,4 +364,4 @@ for reason, n in pairs(rejected) do
   table.insert(rejected_flat, n)
 end
 return {counts.applied, counts.duplicate, counts.skipped, orphaned, last_offset, max_offset,
-        late, rejected_flat}
+        late, rejected_flat, wm, horizon_wm}

@@ -28,3 +28,9 @@ def positions(prefix: str) -> str:
     the last offset of partition P applied to every shard, and field ``P:source`` the
     offset that shard held then (so a shard that alone came back older is noticed)."""
     return f"{prefix}:pos"
+
+
+def watermarks(prefix: str) -> str:
+    """Each source's latest event time across its partitions (a sorted set, ms), which
+    lateness and retention follow."""
+    return f"{prefix}:watermarks"

@@ -115,7 +115,7 @@ class StateReader:
                 c1 = int(str(v)) / 1000
                 if figures.last_created_s is None or c1 > figures.last_created_s:
                     figures.last_created_s = c1
-            elif f not in ("wm", "lw", "off"):
+            elif f not in ("wm", "lw", "off", "hw"):
                 figures.meta[f] += int(str(v))
         for f, v in doc["past"].items():
             figures.past_target[f] += int(str(v))

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio
 
-from agents.batch import Entry, Plan
+from agents.batch import Entry
 from demandmon.state import keys
 
 APPLY_LUA = Path(__file__).with_name("apply.lua").read_text()
@@ -40,6 +40,8 @@ class ShardResult:
     orphaned: int = 0
     late: list[int] = field(default_factory=list)  # offsets owed a too_late dead letter
     rejected: Counter[str] = field(default_factory=Counter)
+    watermark: int = -1  # the shard's latest event time, ms
+    horizon_watermark: int = -1  # the watermark its retention followed (the source's)
 
     @classmethod
     def from_reply(cls, reply: list[Any]) -> ShardResult:
@@ -59,6 +61,8 @@ class ShardResult:
             orphaned=int(reply[3]),
             late=[int(x) for x in reply[6]],
             rejected=rejected,
+            watermark=int(reply[8]),
+            horizon_watermark=int(reply[9]),
         )
 
 
@@ -108,10 +112,14 @@ class Resume:
 
 
 def script_args(
-    config: StoreConfig, entries: list[Entry], now_ms: int, expect: int = UNKNOWN_OFFSET
+    config: StoreConfig,
+    entries: list[Entry],
+    now_ms: int,
+    expect: int = UNKNOWN_OFFSET,
+    source_watermark: int = -1,
 ) -> list[Any]:
     batch = json.dumps(entries, separators=(",", ":"))
-    return [now_ms, config.retention_s * 1000, expect, batch, PRUNE_LIMIT]
+    return [now_ms, config.retention_s * 1000, expect, batch, PRUNE_LIMIT, source_watermark]
 
 
 def _int(raw: Any, default: int = -1) -> int:
@@ -140,6 +148,7 @@ class StateStore:
         result = ApplyResult()
         if not shards:
             return result
+        watermarks = await self.source_watermarks({source for source, _ in shards})
         pipe = self.client.pipeline(transaction=False)
         # Registering is idempotent and cheap; done every time so that a Redis that came
         # back without the registration still lists the shard.
@@ -147,23 +156,58 @@ class StateStore:
             pipe.sadd(keys.sources(self.config.prefix), source)
             pipe.sadd(keys.partitions(self.config.prefix, source), partition)
         for shard, entries in shards.items():
-            args = script_args(self.config, entries, now_ms, expect.get(shard, UNKNOWN_OFFSET))
+            expected = expect.get(shard, UNKNOWN_OFFSET)
+            args = script_args(self.config, entries, now_ms, expected, watermarks[shard[0]])
             await self.script(keys=[self._base(*shard)], args=args, client=pipe)
         replies = await pipe.execute()
         for shard, reply in zip(shards, replies[2 * len(shards) :], strict=True):
             result.shards[shard] = ShardResult.from_reply(reply)
         return result
 
-    async def save_positions(self, positions: Mapping[int, tuple[int, Mapping[str, int]]]) -> None:
-        """Record, per partition, the last offset applied and what each shard held then."""
-        if not positions:
-            return
+    async def prune(
+        self, shards: Mapping[Shard, int], watermarks: Mapping[str, int], now_ms: int
+    ) -> dict[Shard, ShardResult]:
+        """Run retention on shards whose source has moved on in other partitions (an
+        empty batch only prunes); ``shards`` maps each to the offset it should hold."""
+        if not shards:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for shard, expected in shards.items():
+            args = script_args(self.config, [], now_ms, expected, watermarks.get(shard[0], -1))
+            await self.script(keys=[self._base(*shard)], args=args, client=pipe)
+        replies = await pipe.execute()
+        return {
+            shard: ShardResult.from_reply(reply)
+            for shard, reply in zip(shards, replies, strict=True)
+        }
+
+    async def source_watermarks(self, sources: Iterable[str]) -> dict[str, int]:
+        """Each source's watermark across all its partitions, as recorded (-1: none)."""
+        names = sorted(sources)
+        if not names:
+            return {}
+        scores = await self.client.zmscore(keys.watermarks(self.config.prefix), names)
+        return {n: -1 if s is None else int(s) for n, s in zip(names, scores, strict=True)}
+
+    async def save_positions(
+        self,
+        positions: Mapping[int, tuple[int, Mapping[str, int]]],
+        watermarks: Mapping[str, int],
+    ) -> None:
+        """Record, per partition, the last offset applied and what each shard held then;
+        and raise the sources' watermarks to what their shards now hold."""
         mapping: dict[str, int] = {}
         for partition, (offset, shard_offsets) in positions.items():
             mapping[str(partition)] = offset
             for source, held in shard_offsets.items():
                 mapping[f"{partition}:{source}"] = held
-        await self.client.hset(keys.positions(self.config.prefix), mapping=mapping)  # type: ignore[arg-type]
+        marks = {source: wm for source, wm in watermarks.items() if wm >= 0}
+        pipe = self.client.pipeline(transaction=False)
+        if mapping:
+            pipe.hset(keys.positions(self.config.prefix), mapping=mapping)  # type: ignore[arg-type]
+        if marks:
+            pipe.zadd(keys.watermarks(self.config.prefix), marks, gt=True)
+        await pipe.execute()
 
     async def settle_late(self, shard: Shard, offsets: Iterable[int]) -> None:
         """The too-late dead letters of these offsets are delivered (or given up)."""
@@ -219,7 +263,3 @@ class StateStore:
         held_parts = {p: _int(r) for p, r in zip(parts, replies, strict=False)}
         held_shards = {s: _int(r) for s, r in zip(shard_list, replies[len(parts) :], strict=True)}
         return held_parts, held_shards
-
-
-def plan_shards(plan: Plan) -> dict[Shard, list[Entry]]:
-    return plan.shards
