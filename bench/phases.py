@@ -122,7 +122,8 @@ async def _pass(
             decode_event(m.value or b"", limit)
     secs[PHASES[1]] = tick() - t0
     t0 = tick()
-    plans = [plan_batch(batch, mapping, limit) for batch in messages]
+    now_ms, future_ms = int(time.time() * 1000), settings.max_future_s * 1000
+    plans = [plan_batch(batch, mapping, limit, now_ms, future_ms) for batch in messages]
     secs[PHASES[2]] = tick() - t0
     t0 = tick()
     for plan in plans:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     kafka_password: SecretStr = SecretStr("")
     kafka_password_file: str = ""
     kafka_ca_file: str = ""  # the CA that signed the brokers' certificates
+    # The users `demandmon topics` (as admin) grants the worker's and replay's ACLs to.
+    kafka_worker_user: str = Field(default="worker", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    kafka_replay_user: str = Field(default="replay", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     # Redis: a rediss:// URL for TLS; the user and password apart from the URL, so that
     # the password can come from a file.
     redis_username: str = ""
