@@ -75,6 +75,41 @@ def stack() -> Iterator[Stack]:
 
 
 @dataclass
+class SecureStack:
+    """A secure stack (docs/security.md): TLS and a user per role on every service."""
+
+    state: StackState
+    webhook_port: int
+    layout: StackLayout
+
+    def env(self, role: str | None = None) -> dict[str, str]:
+        """The shared endpoints, plus ``role``'s users and password files when given."""
+        return self.state.env(role)
+
+
+@pytest.fixture(scope="session")
+def secure_stack() -> Iterator[SecureStack]:
+    """The secure stack through the same code as `demandmon stack up --secure`, started on
+    first use and torn down at the end. Alertmanager's webhook points at a port the tests
+    may serve (over HTTPS with the stack's web certificate)."""
+    root = Path(tempfile.mkdtemp(prefix="demandmon-secure-"))
+    name = f"secure-{uuid.uuid4().hex[:8]}"
+    webhook_port = free_port()
+    try:
+        state = control.up(
+            root,
+            name,
+            scrape_interval="1s",
+            webhook_url=f"https://127.0.0.1:{webhook_port}/alerts",
+            secure=True,
+        )
+        yield SecureStack(state, webhook_port, StackLayout(root, name))
+    finally:
+        control.down(root, name, purge=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
 class Pipeline:
     stack: Stack
     env: dict[str, str]

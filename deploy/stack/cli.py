@@ -3,6 +3,10 @@
 `status` reports the four services the stack runs, then whether the worker and the
 exporter (started by their own commands) answer on the stack's ports, with the worker's
 lag per partition.
+
+`up --secure` runs the secure shape of docs/security.md: TLS and a user per role on every
+service, secrets in .stack/<name>/secrets (0700), each role's users in
+.stack/<name>/roles/<role>.env. The stack remembers it: `up` again keeps it secure.
 """
 
 # The dev stack imports nothing from the product (demandmon, agents, streams, schemas),
@@ -37,6 +41,16 @@ def _parser() -> _Parser:
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
     parser.add_argument("--webhook-url", default="", help="Alertmanager webhook receiver URL")
     parser.add_argument("--purge", action="store_true", help="with down: delete data too")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="with up: TLS and authentication everywhere (docs/security.md)",
+    )
+    parser.add_argument(
+        "--key-prefix",
+        default="dm",
+        help="with up --secure: the Redis key prefix its users are confined to (default: dm)",
+    )
     for port in PORT_NAMES:
         parser.add_argument(f"--{port.replace('_', '-')}-port", type=int, default=0)
     return parser
@@ -61,12 +75,26 @@ def main(argv: list[str]) -> int:
     try:
         if args.action == "up":
             ports = {p: getattr(args, f"{p}_port") for p in PORT_NAMES}
-            state = up(args.dir, args.name, ports, args.scrape_interval, args.webhook_url)
+            state = up(
+                args.dir,
+                args.name,
+                ports,
+                args.scrape_interval,
+                args.webhook_url,
+                secure=args.secure,
+                key_prefix=args.key_prefix,
+            )
             layout = StackLayout(args.dir, args.name)
-            print(f"stack {args.name} is up; endpoints in {layout.env_file}:")
+            shape = "secure stack" if state.secure else "stack"
+            print(f"{shape} {args.name} is up; endpoints in {layout.env_file}:")
             for key, value in state.endpoints().items():
-                shown = value.replace(state.redis_password, "***") if "REDIS" in key else value
+                # A plain stack's Redis URL holds its password; a secure stack's endpoints
+                # name secret files only.
+                secret = state.redis_password
+                shown = value.replace(secret, "***") if secret and "REDIS" in key else value
                 print(f"  {key}={shown}")
+            if state.secure:
+                print(f"each role's users: {layout.roles_dir}/<role>.env")
         elif args.action == "down":
             stopped = down(args.dir, args.name, purge=args.purge)
             print(f"stack {args.name}: stopped {', '.join(stopped) or 'nothing'}")

@@ -1,4 +1,8 @@
-"""`stack up | down | status`: idempotent start and exact stop of the local services."""
+"""`stack up | down | status`: idempotent start and exact stop of the local services.
+
+`up(..., secure=True)` makes (or completes) the stack's secrets folder and runs the secure
+shape of docs/security.md; the state remembers it, so a later `up` stays secure.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from deploy.secrets.files import SecretsError
+from deploy.secrets.folder import generate
 from deploy.stack.install import ensure_debian_packages, ensure_kafka_jars
 from deploy.stack.layout import SERVICES, StackLayout, StackState
 from deploy.stack.procs import StackError, alive, free_port, port_in_use, stop
@@ -26,20 +32,40 @@ PORT_NAMES = (
 PORT_OWNER = {"kafka_controller": "kafka"}
 
 
-def _new_state(name: str, ports: dict[str, int], scrape_interval: str, webhook: str) -> StackState:
+def _new_state(
+    layout: StackLayout,
+    ports: dict[str, int],
+    scrape_interval: str,
+    webhook: str,
+    secure: bool = False,
+    key_prefix: str = "dm",
+) -> StackState:
     chosen = {p: ports.get(p) or free_port() for p in PORT_NAMES}
     if len(set(chosen.values())) != len(chosen):
         raise StackError("stack: two services were given the same port")
     state = StackState(
-        name=name,
+        name=layout.name,
         ports=chosen,
-        redis_password=secrets.token_hex(16),
+        # A secure stack's secrets live in files under secrets/, none in the state.
+        redis_password="" if secure else secrets.token_hex(16),
         # Kafka wants a url-safe base64 uuid, the shape its random-uuid tool prints.
         kafka_cluster_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
         scrape_interval=scrape_interval,
+        secure=secure,
+        secrets_dir=str(layout.secrets_dir) if secure else "",
+        key_prefix=key_prefix,
     )
-    state.webhook_url = webhook or f"http://127.0.0.1:{chosen['exporter']}/alerts"
+    scheme = "https" if secure else "http"
+    state.webhook_url = webhook or f"{scheme}://127.0.0.1:{chosen['exporter']}/alerts"
     return state
+
+
+def _secrets(layout: StackLayout, state: StackState) -> None:
+    """Make the secure stack's secrets folder, or complete it (existing files are kept)."""
+    try:
+        generate(layout.secrets_dir, state.key_prefix)
+    except (SecretsError, OSError, ValueError) as exc:
+        raise StackError(f"secrets: {exc}") from None
 
 
 def _running(service: str, layout: StackLayout, state: StackState) -> bool:
@@ -58,11 +84,25 @@ def up(
     ports: dict[str, int] | None = None,
     scrape_interval: str = "5s",
     webhook_url: str = "",
+    *,
+    secure: bool = False,
+    key_prefix: str = "dm",
 ) -> StackState:
+    """Start what is not running. ``secure`` makes a new stack secure; an existing stack
+    keeps the shape it was made with (a plain one is not turned secure: purge it first)."""
     layout = StackLayout(root, name)
-    state = layout.load() or _new_state(name, ports or {}, scrape_interval, webhook_url)
+    state = layout.load()
+    if state is None:
+        state = _new_state(layout, ports or {}, scrape_interval, webhook_url, secure, key_prefix)
+    elif secure and not state.secure:
+        raise StackError(
+            f"stack {name} exists and is not secure; "
+            f"run demandmon stack down --name {name} --purge first"
+        )
     ensure_debian_packages(layout.log("install"))
     ensure_kafka_jars(layout.log("install"))
+    if state.secure:
+        _secrets(layout, state)
     for service in SERVICES:
         if _running(service, layout, state):
             continue

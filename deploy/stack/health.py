@@ -1,8 +1,10 @@
 """`stack status` for the two processes started outside the stack: worker and exporter.
 
-Each is asked over plain HTTP on 127.0.0.1 with a 1 s timeout (the worker's /metrics, the
-exporter's /healthz). The worker's metrics are parsed with prometheus_client to report its
-lag per partition. Like the rest of deploy/stack, this imports nothing from the product.
+Each is asked on 127.0.0.1 with a 1 s timeout (the worker's /metrics, the exporter's
+/healthz): over plain HTTP, or on a secure stack over HTTPS verified against the stack's
+CA, with the metrics user's basic auth for /metrics. The worker's metrics are parsed with
+prometheus_client to report its lag per partition. Like the rest of deploy/stack, this
+imports nothing from the product.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.secrets.folder import METRICS_USER
 from deploy.stack.layout import StackState
+from deploy.stack.web import BasicAuth, request
 
 TIMEOUT_S = 1.0
 MAX_BODY = 8 << 20
@@ -53,13 +57,26 @@ class WorkerReport:
     rewinds: int = 0
 
 
-def get(port: int, path: str, timeout_s: float = TIMEOUT_S) -> Probe:
-    """GET http://127.0.0.1:<port><path>; ok only on a 200 answer."""
+def get(
+    port: int,
+    path: str,
+    timeout_s: float = TIMEOUT_S,
+    *,
+    ca_file: str = "",
+    auth: BasicAuth | None = None,
+) -> Probe:
+    """GET http://127.0.0.1:<port><path> (https when ``ca_file`` is given, verified
+    against it); ok only on a 200 answer."""
     where = f"127.0.0.1:{port}{path}"
     try:
-        with _OPENER.open(f"http://{where}", timeout=timeout_s) as response:
-            status = int(response.status)
-            body = response.read(MAX_BODY).decode("utf-8", errors="replace")
+        if ca_file:
+            status, body = request(
+                f"https://{where}", ca_file=ca_file, auth=auth, timeout_s=timeout_s
+            )
+        else:
+            with _OPENER.open(f"http://{where}", timeout=timeout_s) as response:
+                status = int(response.status)
+                body = response.read(MAX_BODY).decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         return Probe(False, f"HTTP {exc.code} from {where}")
     except (OSError, http.client.HTTPException, ValueError):
@@ -166,12 +183,18 @@ def app_status(state: StackState, timeout_s: float = TIMEOUT_S) -> list[str]:
     """Lines for the worker and the exporter on the stack's ports."""
     lines: list[str] = []
     worker, exporter = state.ports.get("worker"), state.ports.get("exporter")
+    ca_file, auth = "", None
+    if state.secure:
+        secrets = state.secrets()
+        ca_file = str(secrets.ca_cert)
+        auth = BasicAuth(METRICS_USER, str(secrets.metrics_password))
     if worker:
-        lines += worker_status(get(worker, "/metrics", timeout_s))
+        lines += worker_status(get(worker, "/metrics", timeout_s, ca_file=ca_file, auth=auth))
     else:
         lines.append(f"{'worker':{WIDTH}} unknown (no worker port in the stack's state)")
     if exporter:
-        lines += exporter_status(get(exporter, "/healthz", timeout_s))
+        # /healthz asks for no credentials (it says nothing).
+        lines += exporter_status(get(exporter, "/healthz", timeout_s, ca_file=ca_file))
     else:
         lines.append(f"{'exporter':{WIDTH}} unknown (no exporter port in the stack's state)")
     return lines
