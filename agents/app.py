@@ -3,7 +3,9 @@ in whole batches and applies them to Redis; the worker serves its own metrics at
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 import tempfile
 import time
@@ -13,10 +15,8 @@ from typing import Any
 import faust
 import mode
 import redis
-import redis.asyncio
 from aiokafka import AIOKafkaProducer
 from faust.app.base import BootStrategy
-from kafka.errors import KafkaError
 from prometheus_client import generate_latest
 
 from agents.classify import MappingError, RcrpMapping, load_mapping
@@ -25,10 +25,18 @@ from agents.deadletter_sender import DeadLetterSender
 from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
 from demandmon.cliargs import CommandParser
+from demandmon.clients import (
+    ClientSetupError,
+    kafka_security,
+    metrics_auth_ok,
+    redis_async_client,
+    redis_client,
+    redis_failure,
+    server_ssl_context,
+)
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.store import StateStore, StoreConfig
-from deploy.stack.procs import port_in_use
-from streams.topics import KafkaUnavailable, ensure_topics
+from streams.topics import KafkaUnavailable, topics_ready
 
 log = logging.getLogger("demandmon.worker")
 STARTUP_WAIT_S = 60.0
@@ -56,8 +64,13 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
         web_bind=settings.worker_web_bind,
         web_port=settings.worker_web_port,
         web_host=settings.worker_web_bind,
+        web_ssl_context=server_ssl_context(settings),
+        # Nothing but /metrics: Faust's router and table views are of no use here and
+        # would answer without authentication.
+        web_router_enabled=False,
+        web_tables_enabled=False,
     )
-    client = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=30)
+    client = redis_async_client(settings, timeout_s=30)
     store = StateStore(client, StoreConfig(settings.key_prefix, settings.retention_s))
     producer = KafkaProducerService(settings)
     deadletters = DeadLetterSender(
@@ -69,6 +82,12 @@ def create_app(settings: Settings, mapping: RcrpMapping, metrics: WorkerMetrics)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        if not metrics_auth_ok(settings, request.headers.get("Authorization")):
+            return web.text(
+                "authentication required\n",
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="demandmon"'},
+            )
         # aiohttp refuses a charset inside content_type.
         return web.bytes(
             generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
@@ -98,6 +117,7 @@ class KafkaProducerService(mode.Service):
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            **kafka_security(self.settings),
         )
         await self.producer.start()
 
@@ -106,19 +126,42 @@ class KafkaProducerService(mode.Service):
             await self.producer.stop()
 
 
-def wait_for_services(settings: Settings) -> None:
-    """Bounded wait for Redis and Kafka, so a worker started with the stack just works."""
-    deadline = time.monotonic() + STARTUP_WAIT_S
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
-    while True:
+def wait_for_services(settings: Settings, wait_s: float = STARTUP_WAIT_S) -> None:
+    """Bounded wait for Redis and Kafka, so a worker started with the stack just works;
+    a wrong password or certificate is one line at once (a KafkaUnavailable naming the
+    service). On the plain stack the topics are created, on a secure one checked."""
+    deadline = time.monotonic() + wait_s
+    client = redis_client(settings, timeout_s=2)
+    try:
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError as exc:
+                failure = redis_failure(settings, exc)
+                if not failure.retry or time.monotonic() >= deadline:
+                    raise KafkaUnavailable(failure.line) from None
+                time.sleep(1)
+    finally:
+        client.close()
+    names = [settings.events_topic, settings.deadletter_topic]
+    topics_ready(settings, names, wait_s=max(1.0, deadline - time.monotonic()))
+
+
+def web_port_problem(host: str, port: int) -> str | None:
+    """Why the worker could not listen on host:port, or None: a bind test, the way the
+    web server will bind (so a port taken on another address of the host counts too)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            client.ping()
-            break
-        except redis.RedisError as exc:
-            if time.monotonic() >= deadline:
-                raise KafkaUnavailable(f"Redis is not answering ({type(exc).__name__})") from None
-            time.sleep(1)
-    ensure_topics(settings, wait_s=max(1.0, deadline - time.monotonic()))
+            sock.bind((host, port))
+        except OSError as exc:
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            if exc.errno == errno.EADDRINUSE:
+                return f"web port {where} is in use (another worker? set DEMANDMON_WORKER_WEB_PORT)"
+            return f"cannot listen on {where} ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -126,22 +169,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning"])
     parser.add_argument("--rcrp-mapping", type=Path, default=None, help="RCRP mapping JSON")
     args = parser.parse_args(argv)
-    settings = settings_or_exit("demandmon worker")
-    if port_in_use(settings.worker_web_port):
-        print(
-            f"demandmon worker: web port 127.0.0.1:{settings.worker_web_port} is in use "
-            "(another worker? set DEMANDMON_WORKER_WEB_PORT)",
-            file=sys.stderr,
-        )
+    settings = settings_or_exit("demandmon worker", "worker")
+    problem = web_port_problem(settings.worker_web_bind, settings.worker_web_port)
+    if problem is not None:
+        print(f"demandmon worker: {problem}", file=sys.stderr)
         return 1
     try:
         mapping = load_mapping(args.rcrp_mapping)
+        server_ssl_context(settings)  # an unreadable certificate is one line, now
         wait_for_services(settings)
-    except (MappingError, KafkaUnavailable) as exc:
+    except (MappingError, KafkaUnavailable, ClientSetupError) as exc:
         print(f"demandmon worker: {exc}", file=sys.stderr)
-        return 1
-    except KafkaError as exc:
-        print(f"demandmon worker: Kafka refused the topics ({type(exc).__name__})", file=sys.stderr)
         return 1
     logging.basicConfig(level=args.loglevel.upper())
     app = create_app(settings, mapping, WorkerMetrics.create())

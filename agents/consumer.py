@@ -27,6 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 from agents.batch import Consumed
 from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
+from demandmon.clients import kafka_security
 from demandmon.settings import Settings
 
 log = logging.getLogger("demandmon.worker")
@@ -60,6 +61,7 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "heartbeat_interval_ms": max(500, session_ms // 5),
         "max_poll_records": settings.batch_max,
         "max_partition_fetch_bytes": max(1024 * 1024, settings.max_message_bytes * 4),
+        **kafka_security(settings),
     }
 
 

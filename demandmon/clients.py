@@ -1,23 +1,70 @@
 """Kafka and Redis clients built from the one settings object, with its TLS and SASL
 settings, so that every command (worker, exporter, replay, evaluate, topics, sources)
-connects the same way. Errors name the service and where it is, never a password."""
+connects the same way. Errors name the service and where it is, never a password.
+
+Also the two small web pieces the worker and the exporter share (their HTTPS context and
+the /metrics basic-auth check), and a urllib helper for reading them back (demo, tests)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import hmac
+import re
 import ssl
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiokafka.conn
+import aiokafka.errors
+import kafka.errors
 import redis
 import redis.asyncio
 
 from demandmon.settings import Settings
 
+AUTH_FAILED = "authentication failed"
+TLS_VERIFY_FAILED = "TLS certificate verification failed"
+REFUSED = "connection refused"
+RESET = "connection reset by the server (TLS expected?)"
+PROBE_TIMEOUT_S = 3.0
+# Redis's NOPERM error names the command (never a value): "... run the 'config|get' command"
+_NOPERM_COMMAND = re.compile(r"run the '([a-z|_-]{1,40})' command")
+
+
+class ClientSetupError(ValueError):
+    """A client cannot even be built (an unreadable CA file): one line, no secret."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a service could not be used, as one line naming it, and whether waiting
+    could help (it is not up yet) or not (a wrong password or certificate)."""
+
+    line: str
+    retry: bool
+
 
 def _ssl_context(ca_file: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_file or None)
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ClientSetupError(f"cannot read the CA file {ca_file} ({reason})") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+# -- Kafka -----------------------------------------------------------------------------
+
+
+def kafka_secured(settings: Settings) -> bool:
+    """Whether Kafka is the secure shape (the worker and replay then never create topics)."""
+    return settings.kafka_security_protocol != "PLAINTEXT"
 
 
 def kafka_security(settings: Settings) -> dict[str, Any]:
@@ -39,6 +86,106 @@ def kafka_where(settings: Settings) -> str:
     return f"Kafka at {settings.kafka_bootstrap}{who}"
 
 
+_KAFKA_AUTH = (
+    kafka.errors.SaslAuthenticationFailedError,
+    kafka.errors.UnsupportedSaslMechanismError,
+    kafka.errors.IllegalSaslStateError,
+    aiokafka.errors.SaslAuthenticationFailed,
+    aiokafka.errors.AuthenticationFailedError,
+    aiokafka.errors.UnsupportedSaslMechanismError,
+    aiokafka.errors.IllegalSaslStateError,
+)
+_KAFKA_DENIED = (
+    kafka.errors.AuthorizationError,
+    aiokafka.errors.TopicAuthorizationFailedError,
+    aiokafka.errors.GroupAuthorizationFailedError,
+    aiokafka.errors.ClusterAuthorizationFailedError,
+    aiokafka.errors.TransactionalIdAuthorizationFailed,
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or while handling."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _socket_problem(exc: BaseException) -> str | None:
+    """A lasting TLS problem, or a refused connection, found in the exception's chain."""
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return TLS_VERIFY_FAILED
+        if isinstance(link, ssl.SSLError):
+            return f"TLS handshake failed ({link.reason or type(link).__name__})"
+        if isinstance(link, ConnectionRefusedError):
+            return REFUSED
+        if isinstance(link, ConnectionResetError):
+            return RESET
+        if isinstance(link, ClientSetupError):
+            return str(link)
+    return None
+
+
+def _first_broker(bootstrap: str) -> tuple[str, int] | None:
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+async def _connect_once(settings: Settings, host: str, port: int) -> None:
+    options = kafka_security(settings)
+    conn = await aiokafka.conn.create_conn(
+        host, port, client_id="demandmon-probe", request_timeout_ms=5000, **options
+    )
+    conn.close()
+
+
+def kafka_probe(settings: Settings) -> str | None:
+    """Connect to the first broker once, with TLS and SASL as configured: what is wrong,
+    or None if that works. (Sync callers only: it runs its own event loop.)
+
+    kafka-python retries a failed handshake or login until its deadline and then reports
+    only a timeout; one aiokafka connection says why, for the line the user sees."""
+    broker = _first_broker(settings.kafka_bootstrap)
+    if broker is None:
+        return None
+    try:
+        asyncio.run(asyncio.wait_for(_connect_once(settings, *broker), PROBE_TIMEOUT_S))
+    except _KAFKA_AUTH:
+        return AUTH_FAILED
+    except TimeoutError:
+        return "not answering (timed out)"
+    except Exception as exc:  # any failure is a reason to report, never to crash on
+        return _socket_problem(exc) or f"not answering ({type(exc).__name__})"
+    return None
+
+
+def kafka_failure(settings: Settings, exc: BaseException) -> Failure:
+    """One line for a Kafka client's failure (kafka-python or aiokafka)."""
+    where = kafka_where(settings)
+    for link in _chain(exc):
+        if isinstance(link, _KAFKA_AUTH):
+            return Failure(f"{where}: {AUTH_FAILED}", retry=False)
+        if isinstance(link, _KAFKA_DENIED):
+            return Failure(f"{where}: not authorized ({type(link).__name__})", retry=False)
+    problem = _socket_problem(exc)
+    if problem is None:
+        # The clients hide why they could not connect: find out with one handshake.
+        problem = kafka_probe(settings)
+    if problem is None:
+        problem = f"not answering ({type(exc).__name__})"
+    retry = problem in (REFUSED, RESET) or problem.startswith("not answering")
+    return Failure(f"{where}: {problem}", retry=retry)
+
+
+# -- Redis -----------------------------------------------------------------------------
+
+
 def redis_where(settings: Settings) -> str:
     """The Redis URL without any password in it, for error messages."""
     parts = urlsplit(settings.redis_url)
@@ -50,6 +197,30 @@ def redis_where(settings: Settings) -> str:
     return "Redis at " + urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def redis_failure(settings: Settings, exc: BaseException) -> Failure:
+    """One line for a Redis client's failure."""
+    where = redis_where(settings)
+    for link in _chain(exc):
+        if isinstance(link, redis.AuthenticationError):
+            return Failure(f"{where}: {AUTH_FAILED}", retry=False)
+        if isinstance(link, redis.exceptions.NoPermissionError):
+            command = _NOPERM_COMMAND.search(str(link))
+            what = command.group(1) if command else "NOPERM"
+            return Failure(f"{where}: not permitted ({what})", retry=False)
+        if isinstance(link, FileNotFoundError | PermissionError):
+            reason = link.strerror or type(link).__name__
+            ca_file = settings.redis_ca_file
+            return Failure(f"{where}: cannot read the CA file {ca_file} ({reason})", retry=False)
+    problem = _socket_problem(exc)
+    if problem is None and "certificate verify failed" in str(exc):
+        problem = TLS_VERIFY_FAILED
+    if problem is not None:
+        return Failure(f"{where}: {problem}", retry=problem in (REFUSED, RESET))
+    if isinstance(exc, redis.TimeoutError):
+        return Failure(f"{where}: not answering (timed out)", retry=True)
+    return Failure(f"{where}: not answering ({type(exc).__name__})", retry=True)
+
+
 def _redis_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
     options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
     if settings.redis_username:
@@ -59,6 +230,7 @@ def _redis_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
         options["password"] = password
     if settings.redis_url.startswith("rediss://"):
         options["ssl_cert_reqs"] = "required"
+        options["ssl_min_version"] = ssl.TLSVersion.TLSv1_2
         if settings.redis_ca_file:
             options["ssl_ca_certs"] = settings.redis_ca_file
     return options
@@ -70,3 +242,96 @@ def redis_client(settings: Settings, timeout_s: float = 10.0) -> redis.Redis:
 
 def redis_async_client(settings: Settings, timeout_s: float = 30.0) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(settings.redis_url, **_redis_options(settings, timeout_s))
+
+
+# -- the worker's and exporter's web servers ---------------------------------------------
+
+
+def web_tls(settings: Settings) -> bool:
+    """Whether the worker and exporter serve HTTPS (both certificate and key are set)."""
+    return bool(settings.web_tls_cert_file and settings.web_tls_key_file)
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The HTTPS context of the worker's and exporter's web servers (TLS 1.2 or later),
+    or None for plain HTTP."""
+    if not web_tls(settings):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.web_tls_cert_file, settings.web_tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "unreadable"
+        raise ClientSetupError(
+            f"cannot load the web certificate {settings.web_tls_cert_file} ({reason})"
+        ) from None
+    return context
+
+
+def basic_auth_ok(header: str | None, username: str, password: str) -> bool:
+    """Whether an Authorization header carries these credentials (constant time)."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    expected = f"{username}:{password}".encode()
+    return hmac.compare_digest(given, expected)
+
+
+def metrics_auth_ok(settings: Settings, header: str | None) -> bool:
+    """/metrics is open when no metrics user is set, else needs its basic auth."""
+    if not settings.metrics_username:
+        return True
+    password = settings.metrics_password.get_secret_value()
+    return basic_auth_ok(header, settings.metrics_username, password)
+
+
+# -- reading them back (demo, tests) ------------------------------------------------------
+
+
+def http_get(
+    url: str, *, ca_file: str = "", username: str = "", password: str = "", timeout_s: float = 10
+) -> bytes:
+    """GET a URL, trusting ``ca_file`` for HTTPS and sending basic auth when a username is
+    given; never through a proxy from the environment. Raises OSError (urllib's errors)."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if url.startswith("https://"):
+        handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(ca_file)))
+    request = urllib.request.Request(url)
+    if username:
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
+        body: bytes = response.read()
+    return body
+
+
+def web_scheme(settings: Settings) -> str:
+    return "https" if web_tls(settings) else "http"
+
+
+def metrics_get(settings: Settings, url: str, timeout_s: float = 10) -> bytes:
+    """GET the worker's or exporter's /metrics (or /healthz) with the settings' metrics
+    credentials and the stack's CA (``DEMANDMON_PROMETHEUS_CA_FILE`` signs them all)."""
+    return http_get(
+        url,
+        ca_file=settings.prometheus_ca_file,
+        username=settings.metrics_username,
+        password=settings.metrics_password.get_secret_value(),
+        timeout_s=timeout_s,
+    )
+
+
+def prometheus_get(settings: Settings, url: str, timeout_s: float = 10) -> bytes:
+    """GET from Prometheus or Alertmanager with the settings' credentials and CA."""
+    return http_get(
+        url,
+        ca_file=settings.prometheus_ca_file,
+        username=settings.prometheus_username,
+        password=settings.prometheus_password.get_secret_value(),
+        timeout_s=timeout_s,
+    )

@@ -9,10 +9,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from demandmon.cliargs import CommandParser
+from demandmon.clients import ClientSetupError, metrics_get, web_scheme
+from demandmon.settings import Settings, settings_or_exit
 from deploy.stack import control
 from deploy.stack.layout import StackLayout
 from deploy.stack.procs import StackError, alive, spawn, stop
@@ -43,7 +44,11 @@ def _services_file(layout: StackLayout) -> Path:
     return layout.dir / "demo-services.json"
 
 
-def _start_services(layout: StackLayout, env: dict[str, str]) -> None:
+def _exporter_url(settings: Settings, env: dict[str, str], path: str) -> str:
+    return f"{web_scheme(settings)}://127.0.0.1:{env['DEMANDMON_EXPORTER_PORT']}{path}"
+
+
+def _start_services(layout: StackLayout, env: dict[str, str], settings: Settings) -> None:
     """The worker and exporter as background processes, reused when already running."""
     path = _services_file(layout)
     known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
@@ -56,12 +61,12 @@ def _start_services(layout: StackLayout, env: dict[str, str]) -> None:
         known[command] = proc.pid
         print(f"started {command} (pid {proc.pid}, log {layout.log(command)})")
     path.write_text(json.dumps(known))
-    url = f"http://127.0.0.1:{env['DEMANDMON_EXPORTER_PORT']}/healthz"
+    url = _exporter_url(settings, env, "/healthz")
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
+            metrics_get(settings, url, timeout_s=2)
+            return
         except OSError:
             if time.monotonic() > deadline:
                 log = layout.log("exporter")
@@ -79,12 +84,10 @@ def _stop_services(layout: StackLayout) -> None:
     path.unlink()
 
 
-def _live_summary(env: dict[str, str]) -> str:
+def _live_summary(env: dict[str, str], settings: Settings) -> str:
     from prometheus_client.parser import text_string_to_metric_families
 
-    url = f"http://127.0.0.1:{env['DEMANDMON_EXPORTER_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
+    text = metrics_get(settings, _exporter_url(settings, env, "/metrics"), timeout_s=30).decode()
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -119,10 +122,13 @@ def main(argv: list[str]) -> int:
         state = control.up(STACK_DIR, STACK_NAME)
         env = {**os.environ, **state.endpoints()}
         for key, value in state.endpoints().items():
-            print(f"  {key}={value.replace(state.redis_password, '***')}")
+            secret = state.redis_password
+            print(f"  {key}={value.replace(secret, '***') if secret else value}")
         _run(env, "topics")
+        # How to read the exporter back: HTTPS, CA and basic auth when the settings ask.
+        settings = settings_or_exit("demandmon demo")
         _say("starting the worker and the exporter")
-        _start_services(layout, env)
+        _start_services(layout, env, settings)
         data = layout.dir / "demo-data"
         data.mkdir(parents=True, exist_ok=True)
         _say("generating synthetic streams built to the RCRP briefing's figures")
@@ -136,14 +142,14 @@ def main(argv: list[str]) -> int:
         _say("waiting for the worker, then the year-on-year evaluation")
         _run(env, "evaluate", "--source", "nov-2023", "--against", "nov-2022", "--wait", "600")
         _say("live figures from the exporter")
-        print(_live_summary(env))
+        print(_live_summary(env, settings))
         p = state.ports
         _say("where to look")
-        print(f"  metrics     http://127.0.0.1:{p['exporter']}/metrics")
+        print(f"  metrics     {_exporter_url(settings, env, '/metrics')}")
         print(f"  Prometheus  http://127.0.0.1:{p['prometheus']}/classic/graph")
         print(f"  alerts      http://127.0.0.1:{p['prometheus']}/classic/alerts")
         print("  stop it all: bash scripts/demo.sh stop")
-    except StackError as exc:
+    except (StackError, ClientSetupError) as exc:
         print(f"demandmon demo: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,9 +1,14 @@
 """The incident event topic and its dead-letter topic, created idempotently with the admin
-client. `demandmon topics` runs it by hand; the worker and replay call it too.
+client. `demandmon topics` runs it by hand; on the plain stack the worker and replay call
+it too.
 
 The events topic must keep at least the state horizon (``DEMANDMON_EVENTS_RETENTION_S``),
 so that Redis can be rebuilt from Kafka: a topic that already exists with a shorter
-``retention.ms`` is raised to the configured value, never shortened."""
+``retention.ms`` is raised to the configured value, never shortened.
+
+When Kafka is secured (docs/security.md), `demandmon topics` runs as admin and also grants
+the worker's and replay's ACLs, exactly those and idempotently; the worker and replay
+then never create topics: they only check that theirs exist (``check_topics``)."""
 
 from __future__ import annotations
 
@@ -12,13 +17,30 @@ import time
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from demandmon.cliargs import CommandParser
+from demandmon.clients import ClientSetupError, kafka_failure, kafka_secured, kafka_security
 from demandmon.settings import Settings, settings_or_exit
 
 RETENTION_MS = "retention.ms"
+# One bootstrap attempt at most this long, so a wrong password or certificate is reported
+# after one attempt instead of at the end of the whole wait.
+ATTEMPT_S = 5.0
+UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION
+TOPIC_DENIED = 29  # TOPIC_AUTHORIZATION_FAILED
 
 
 class KafkaUnavailable(RuntimeError):
@@ -57,6 +79,8 @@ class TopicsReport:
     retention_raised: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Problems it cannot fix itself, one line each (no topic content).
     warnings: list[str] = field(default_factory=list)
+    # The ACLs granted this time (secured Kafka only).
+    acls_granted: list[Grant] = field(default_factory=list)
 
     def describe(self, spec: TopicSpec) -> str:
         """One line for a topic: created, raised or left as it was."""
@@ -113,21 +137,24 @@ def retention_to_set(current: str, wanted: str) -> str | None:
     return None if keeps_at_least(int(current), int(wanted)) else wanted
 
 
-def admin_client(bootstrap: str, wait_s: float = 0) -> KafkaAdminClient:
-    """An admin client, retrying for up to ``wait_s`` while the broker comes up."""
+def admin_client(settings: Settings, wait_s: float = 0) -> KafkaAdminClient:
+    """An admin client with the settings' TLS and SASL, retrying for up to ``wait_s``
+    while the broker comes up; a wrong password or certificate is one line at once."""
     deadline = time.monotonic() + wait_s
     while True:
+        attempt_s = min(ATTEMPT_S, max(2.0, deadline - time.monotonic()))
         try:
             return KafkaAdminClient(
-                bootstrap_servers=bootstrap,
+                bootstrap_servers=settings.kafka_bootstrap,
                 client_id="demandmon-admin",
                 request_timeout_ms=5000,
+                bootstrap_timeout_ms=int(attempt_s * 1000),
+                **kafka_security(settings),
             )
-        except KafkaError as exc:
-            if time.monotonic() >= deadline:
-                raise KafkaUnavailable(
-                    f"Kafka at {bootstrap} is not answering ({type(exc).__name__})"
-                ) from None
+        except (KafkaError, ClientSetupError) as exc:
+            failure = kafka_failure(settings, exc)
+            if not failure.retry or time.monotonic() >= deadline:
+                raise KafkaUnavailable(failure.line) from None
             time.sleep(1)
 
 
@@ -176,8 +203,9 @@ def _check_existing(admin: KafkaAdminClient, spec: TopicSpec, report: TopicsRepo
 
 def ensure_topics(settings: Settings, wait_s: float = 0) -> TopicsReport:
     """Create the topics that are missing and raise a too-short retention on those that
-    exist; returns what it did."""
-    admin = admin_client(settings.kafka_bootstrap, wait_s)
+    exist; when Kafka is secured, also grant the worker's and replay's ACLs. Returns what
+    it did."""
+    admin = admin_client(settings, wait_s)
     report = TopicsReport()
     try:
         existing = set(admin.list_topics())
@@ -190,22 +218,152 @@ def ensure_topics(settings: Settings, wait_s: float = 0) -> TopicsReport:
                 except TopicAlreadyExistsError:
                     pass  # another worker won the race: check it like any existing topic
             _check_existing(admin, spec, report)
+        if kafka_secured(settings):
+            report.acls_granted = grant_acls(admin, settings)
         return report
     finally:
         admin.close()
 
 
+# -- ACLs (docs/security.md, "Roles") ----------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One ALLOW ACL on a LITERAL resource name, from any host."""
+
+    user: str
+    resource_type: str  # a kafka.admin.ResourceType name: TOPIC, GROUP, CLUSTER
+    name: str
+    operation: str  # a kafka.admin.ACLOperation name
+
+    def acl(self) -> ACL:
+        return ACL(
+            principal=f"User:{self.user}",
+            host="*",
+            operation=ACLOperation[self.operation],
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=ResourcePattern(
+                ResourceType[self.resource_type], self.name, ACLResourcePatternType.LITERAL
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"User:{self.user} {self.operation} on {self.resource_type} {self.name}"
+
+
+def acl_grants(settings: Settings) -> list[Grant]:
+    """Exactly the ACLs of docs/security.md on the configured names. The worker checks
+    its topics exist by describing them, so it needs no DESCRIBE_CONFIGS; Kafka lets an
+    idempotent producer in with WRITE on a topic (KIP-679; checked on 4.1.1 with both the
+    worker's aiokafka and the replay's kafka-python producer), so no IDEMPOTENT_WRITE on
+    the cluster is granted."""
+    worker, replay = settings.kafka_worker_user, settings.kafka_replay_user
+    events, deadletter = settings.events_topic, settings.deadletter_topic
+    return [
+        Grant(worker, "TOPIC", events, "READ"),
+        Grant(worker, "TOPIC", events, "DESCRIBE"),
+        Grant(worker, "GROUP", settings.consumer_group, "READ"),
+        Grant(worker, "TOPIC", deadletter, "WRITE"),
+        Grant(worker, "TOPIC", deadletter, "DESCRIBE"),
+        Grant(replay, "TOPIC", events, "WRITE"),
+        Grant(replay, "TOPIC", events, "DESCRIBE"),
+    ]
+
+
+def _grant_of(acl: ACL) -> Grant | None:
+    pattern = acl.resource_pattern
+    allowed = acl.permission_type == ACLPermissionType.ALLOW and acl.host == "*"
+    if not allowed or pattern.pattern_type != ACLResourcePatternType.LITERAL:
+        return None
+    user = str(acl.principal).removeprefix("User:")
+    return Grant(user, pattern.resource_type.name, pattern.resource_name, acl.operation.name)
+
+
+def existing_grants(admin: KafkaAdminClient) -> set[Grant]:
+    """Every ALLOW, LITERAL, any-host ACL the cluster holds."""
+    everything = ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    acls, _ = admin.describe_acls(everything)
+    return {g for g in map(_grant_of, acls) if g is not None}
+
+
+def grant_acls(admin: KafkaAdminClient, settings: Settings) -> list[Grant]:
+    """Create the ACLs the cluster lacks (creating an existing one is a no-op anyway);
+    returns those created."""
+    missing = sorted(set(acl_grants(settings)) - existing_grants(admin))
+    if not missing:
+        return []
+    result = admin.create_acls([g.acl() for g in missing])
+    failed = result.get("failed") or []
+    if failed:
+        names = ", ".join(sorted({getattr(f, "__name__", str(f)) for f in failed}))
+        raise KafkaUnavailable(f"granting {len(failed)} ACLs failed ({names})")
+    return missing
+
+
+def check_topics(settings: Settings, names: list[str], wait_s: float = 0) -> None:
+    """When Kafka is secured the worker and replay never create topics: theirs must exist
+    (and be theirs to describe), else one line saying to run `demandmon topics`."""
+    admin = admin_client(settings, wait_s)
+    try:
+        described = {t.get("name"): t.get("error_code", 0) for t in admin.describe_topics(names)}
+    finally:
+        admin.close()
+    nouns = {settings.events_topic: "events topic", settings.deadletter_topic: "dead-letter topic"}
+    for name in names:
+        noun = nouns.get(name, "topic")
+        code = described.get(name, UNKNOWN_TOPIC)
+        if code == UNKNOWN_TOPIC:
+            raise KafkaUnavailable(f"{noun} {name} does not exist: run `demandmon topics` as admin")
+        if code == TOPIC_DENIED:
+            who = settings.kafka_username or "this user"
+            # Kafka does not say whether a topic one may not describe exists.
+            raise KafkaUnavailable(
+                f"{noun} {name} does not exist or {who} may not describe it: "
+                "run `demandmon topics` as admin"
+            )
+        if code:
+            raise KafkaUnavailable(f"{noun} {name}: Kafka error code {code}")
+
+
+def topics_ready(settings: Settings, names: list[str], wait_s: float = 0) -> None:
+    """What the worker and replay do before they start: on the plain stack create the
+    topics (idempotently); when Kafka is secured only check that ``names`` exist. Any
+    failure is a KafkaUnavailable of one line."""
+    try:
+        if kafka_secured(settings):
+            check_topics(settings, names, wait_s)
+        else:
+            ensure_topics(settings, wait_s)
+    except KafkaError as exc:
+        raise KafkaUnavailable(kafka_failure(settings, exc).line) from None
+
+
 def main(argv: list[str]) -> int:
     parser = CommandParser(prog="demandmon topics", description=__doc__)
     parser.parse_args(argv)
-    settings = settings_or_exit("demandmon topics")
+    settings = settings_or_exit("demandmon topics", "admin")
     try:
         report = ensure_topics(settings, wait_s=30)
-    except (KafkaUnavailable, KafkaError) as exc:
+    except KafkaUnavailable as exc:
         print(f"demandmon topics: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"demandmon topics: {kafka_failure(settings, exc).line}", file=sys.stderr)
         return 1
     for spec in topic_specs(settings):
         print(report.describe(spec))
+    if kafka_secured(settings):
+        granted = len(report.acls_granted)
+        print(f"ACLs: {granted} granted, {len(acl_grants(settings)) - granted} already in place")
+        for grant in report.acls_granted:
+            print(f"  granted {grant}")
     for warning in report.warnings:
         print(f"demandmon topics: warning: {warning}", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from demandmon.cliargs import CommandParser
+from demandmon.clients import redis_client, redis_failure
 from demandmon.evaluate.plot import plot_comparison
 from demandmon.evaluate.render import RENDERERS
 from demandmon.evaluate.report import build_report, comparison
@@ -60,13 +61,13 @@ def _read(
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    settings = settings_or_exit("demandmon evaluate")
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    settings = settings_or_exit("demandmon evaluate", "reader")
+    client = redis_client(settings, timeout_s=30)
     reader = StateReader(client, settings.key_prefix)
     try:
         known = reader.sources()
     except redis.RedisError as exc:
-        print(f"demandmon evaluate: Redis is not answering ({type(exc).__name__})", file=sys.stderr)
+        print(f"demandmon evaluate: {redis_failure(settings, exc).line}", file=sys.stderr)
         return 1
     for name in filter(None, (args.source, args.against)):
         if name not in known:
@@ -76,7 +77,11 @@ def main(argv: list[str]) -> int:
     reports: list[dict[str, Any]] = []
     busy: list[str] = []
     for name in filter(None, (args.source, args.against)):
-        fig, note = _read(reader, client, settings.key_prefix, name, args.wait)
+        try:
+            fig, note = _read(reader, client, settings.key_prefix, name, args.wait)
+        except redis.RedisError as exc:
+            print(f"demandmon evaluate: {redis_failure(settings, exc).line}", file=sys.stderr)
+            return 1
         reports.append(build_report(fig))
         if note:
             busy.append(note)

@@ -1,12 +1,22 @@
 """`demandmon exporter`: serve /metrics from Redis, and /alerts, a webhook receiver that
-logs what Alertmanager delivers (alert name, severity, BCU, source, status only)."""
+logs what Alertmanager delivers (alert name, severity, BCU, source, status only).
+
+HTTPS when DEMANDMON_WEB_TLS_CERT_FILE and _KEY_FILE are set; /metrics requires basic auth
+when DEMANDMON_METRICS_USERNAME is set; /alerts requires `Authorization: Bearer <token>`
+when DEMANDMON_ALERTS_TOKEN is set, and without a token answers on a loopback bind only;
+/healthz is open (it says nothing)."""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import ipaddress
 import json
 import logging
+import re
+import ssl
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -16,86 +26,236 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from demandmon.cliargs import CommandParser
+from demandmon.clients import (
+    ClientSetupError,
+    metrics_auth_ok,
+    redis_client,
+    redis_failure,
+    server_ssl_context,
+    web_scheme,
+)
 from demandmon.exporter.collector import DemandCollector
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.reader import StateReader
 
 log = logging.getLogger("demandmon.exporter")
 ALERT_FIELDS = ("alertname", "severity", "bcu", "source")
+MAX_ALERT_BODY = 1 << 20  # 1 MiB
+MAX_VALUE_CHARS = 64
+MAX_LOGGED_ALERTS = 100  # per delivery; the rest are counted in one line
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+_DIGITS = re.compile(r"[0-9]+")
+REQUEST_TIMEOUT_S = 30.0
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A client that stops talking (or never finishes the TLS handshake) is dropped.
+    timeout = REQUEST_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        # The handshake happens here, in the request's thread, not in the accept loop.
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
+class _Server(ThreadingWSGIServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A failed handshake or a dropped client: no traceback, nothing from the request.
+        error = sys.exc_info()[1]
+        log.debug("a request failed (%s)", type(error).__name__)
+
+
+def redis_problem(settings: Settings) -> str | None:
+    """Ask Redis once at start: a wrong password or certificate stops the exporter with
+    one line; Redis merely not answering yet does not (scrapes show it as down)."""
+    client = redis_client(settings, timeout_s=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        failure = redis_failure(settings, exc)
+        if not failure.retry:
+            return failure.line
+        log.warning("%s (scrapes report it down until it answers)", failure.line)
+    finally:
+        client.close()
+    return None
+
+
 def build_registry(settings: Settings) -> CollectorRegistry:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_client(settings, timeout_s=10)
     registry = CollectorRegistry()
     registry.register(DemandCollector(StateReader(client, settings.key_prefix)))
     return registry
 
 
+def clean(value: object) -> str:
+    """A value as it may appear in a log line: only [A-Za-z0-9_.:-], at most 64
+    characters, so no control character, escape sequence, newline or free text."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float):
+        text = str(value)
+    else:
+        text = ""
+    return _UNSAFE.sub("", text)[:MAX_VALUE_CHARS] or "-"
+
+
 def alert_lines(payload: object) -> list[str]:
-    """One line per alert, from allow-listed labels only."""
+    """One line per alert, from allow-listed labels only, each value cleaned."""
     if not isinstance(payload, dict):
         return []
+    alerts = payload.get("alerts")
     lines = []
-    for alert in payload.get("alerts", []):
+    for alert in alerts if isinstance(alerts, list) else []:
         if not isinstance(alert, dict):
             continue
-        labels = alert.get("labels", {})
-        shown = " ".join(f"{k}={labels[k]}" for k in ALERT_FIELDS if k in labels)
-        lines.append(f"alert {alert.get('status', '?')}: {shown}")
+        labels = alert.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        shown = " ".join(f"{k}={clean(labels[k])}" for k in ALERT_FIELDS if k in labels)
+        lines.append(f"alert {clean(alert.get('status'))}: {shown}")
+    if len(lines) > MAX_LOGGED_ALERTS:
+        more = len(lines) - MAX_LOGGED_ALERTS
+        lines = [*lines[:MAX_LOGGED_ALERTS], f"alert: {more} more in this delivery not logged"]
     return lines
 
 
-def build_app(registry: CollectorRegistry) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this host only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_ok(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries this bearer token (constant time)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    body: str,
+    headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), *headers])
+    return [body.encode()]
+
+
+def body_length(environ: Environ) -> int | str:
+    """The request body's length, or the status refusing it: a body is read only with a
+    valid Content-Length of at most 1 MiB."""
+    raw = environ.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        return "411 Length Required"
+    if not isinstance(raw, str) or not _DIGITS.fullmatch(raw):
+        return "400 Bad Request"
+    if len(raw) > 9 or int(raw) > MAX_ALERT_BODY:
+        return "413 Request Entity Too Large"
+    return int(raw)
+
+
+def build_app(registry: CollectorRegistry, settings: Settings, loopback: bool = True) -> WsgiApp:
+    """The exporter's WSGI app; ``loopback``: whether the server binds a loopback address
+    only (then /alerts may go without a token, as on the plain local stack)."""
     metrics = make_wsgi_app(registry)
+    token = settings.alerts_token.get_secret_value()
+    refused_warned = threading.Event()
+
+    def alerts(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _reply(
+                start_response, "405 Method Not Allowed", "POST only\n", [("Allow", "POST")]
+            )
+        if token:
+            if not bearer_ok(environ.get("HTTP_AUTHORIZATION"), token):
+                challenge = ("WWW-Authenticate", 'Bearer realm="demandmon"')
+                return _reply(start_response, "401 Unauthorized", "token required\n", [challenge])
+        elif not loopback:
+            if not refused_warned.is_set():
+                refused_warned.set()
+                log.warning(
+                    "refusing /alerts: the exporter listens beyond loopback and no "
+                    "DEMANDMON_ALERTS_TOKEN is set"
+                )
+            return _reply(start_response, "403 Forbidden", "no alerts token configured\n")
+        length = body_length(environ)
+        if isinstance(length, str):
+            return _reply(start_response, length, "Content-Length of at most 1 MiB required\n")
+        try:
+            payload = json.loads(environ["wsgi.input"].read(length))
+        except (ValueError, UnicodeDecodeError):
+            return _reply(start_response, "400 Bad Request", "JSON expected\n")
+        for line in alert_lines(payload):
+            log.warning(line)
+        return _reply(start_response, "200 OK", "ok\n")
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/alerts" and environ.get("REQUEST_METHOD") == "POST":
-            size = int(environ.get("CONTENT_LENGTH") or 0)
-            try:
-                payload = json.loads(environ["wsgi.input"].read(min(size, 1 << 20)))
-            except (ValueError, UnicodeDecodeError):
-                payload = None
-            for line in alert_lines(payload):
-                log.warning(line)
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
+        if path == "/alerts":
+            return alerts(environ, start_response)
         if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
+            return _reply(start_response, "200 OK", "ok\n")
+        if not metrics_auth_ok(settings, environ.get("HTTP_AUTHORIZATION")):
+            challenge = ("WWW-Authenticate", 'Basic realm="demandmon"')
+            return _reply(
+                start_response, "401 Unauthorized", "authentication required\n", [challenge]
+            )
         return metrics(environ, start_response)  # type: ignore[no-any-return]
 
     return app
 
 
+def make_exporter_server(
+    app: WsgiApp, host: str, port: int, context: ssl.SSLContext | None
+) -> ThreadingWSGIServer:
+    """The threaded WSGI server, HTTPS with ``context``: each connection's handshake runs
+    in its own thread, so a client that never finishes one holds up nobody else."""
+    server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+    if context is not None:
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+    return server
+
+
 def main(argv: list[str]) -> int:
     parser = CommandParser(prog="demandmon exporter", description=__doc__)
-    parser.add_argument("--port", type=int, default=None, help="listen port on 127.0.0.1")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="listen port")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = settings_or_exit("demandmon exporter")
+    settings = settings_or_exit("demandmon exporter", "exporter")
     port = args.port if args.port is not None else settings.exporter_port
     try:
-        server = make_server(
-            args.host,
-            port,
-            build_app(build_registry(settings)),
-            server_class=ThreadingWSGIServer,
-            handler_class=_QuietHandler,
-        )
+        context = server_ssl_context(settings)
+    except ClientSetupError as exc:
+        print(f"demandmon exporter: {exc}", file=sys.stderr)
+        return 1
+    problem = redis_problem(settings)
+    if problem is not None:
+        print(f"demandmon exporter: {problem}", file=sys.stderr)
+        return 1
+    app = build_app(build_registry(settings), settings, loopback=is_loopback(args.host))
+    try:
+        server = make_exporter_server(app, args.host, port, context)
     except OSError as exc:
         print(f"demandmon exporter: cannot listen on {args.host}:{port}: {exc}", file=sys.stderr)
         return 1
-    log.info("serving /metrics on http://%s:%d", args.host, port)
+    log.info("serving /metrics on %s://%s:%d", web_scheme(settings), args.host, port)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from agents.batch import SOURCE_HEADER
-from demandmon.settings import LIVE_SOURCE
+from demandmon.clients import ClientSetupError, kafka_failure, kafka_security
+from demandmon.settings import LIVE_SOURCE, Settings
 from streams.replay.reader import Record, Skipped, encode
 from streams.replay.timing import Pacer
+from streams.topics import KafkaUnavailable
 
 
 @dataclass
@@ -28,14 +31,26 @@ class ReplayReport:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+def make_producer(settings: Settings) -> KafkaProducer:
+    """The replay's producer, with the settings' TLS and SASL. Idempotent (kafka-python's
+    default), which WRITE on the events topic allows: no cluster ACL is needed. A failure
+    to connect is a KafkaUnavailable of one line."""
+    try:
+        return _producer(settings)
+    except (KafkaError, ClientSetupError) as exc:
+        raise KafkaUnavailable(kafka_failure(settings, exc).line) from None
+
+
+def _producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="demandmon-replay",
         acks="all",
         linger_ms=20,
         batch_size=512 * 1024,
         max_request_size=2 * 1024 * 1024,
         compression_type=None,
+        **kafka_security(settings),
     )
 
 
