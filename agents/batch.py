@@ -6,7 +6,7 @@ agent only moves bytes and the Lua script only sees clean, typed entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agents.classify import RcrpMapping
@@ -18,6 +18,7 @@ SOURCE_HEADER = "demandmon-source"
 UNKNOWN_SOURCE = "unknown"
 
 Entry = list[object]
+NOT_REGISTERED = ContractError("bad_source", "source is not registered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +92,15 @@ def plan_batch(
     max_bytes: int,
     now_ms: int,
     max_future_ms: int,
+    registered: Collection[str],
 ) -> Plan:
     """Every message becomes an entry or a rejection (dead-lettered and counted); nothing a
     message holds can make this raise. ``occurred_at`` later than ``now_ms`` (the wall
-    clock) plus ``max_future_ms`` is ``too_far_future`` whatever the source."""
+    clock) plus ``max_future_ms`` is ``too_far_future`` whatever the source.
+
+    A source is ``live`` or one of ``registered`` (the replay sources in the registry);
+    a message naming any other is ``bad_source``, counted under ``unknown`` like an
+    unusable header, so no producer can create sources (shards, series) at will."""
     plan = Plan()
     latest_ms = now_ms + max_future_ms
     too_far = ContractError(
@@ -104,6 +110,9 @@ def plan_batch(
         source = source_of(msg.headers)
         if source is None:
             reject(plan, msg, UNKNOWN_SOURCE, ContractError("bad_source", "source header"))
+            continue
+        if source != LIVE_SOURCE and source not in registered:
+            reject(plan, msg, UNKNOWN_SOURCE, NOT_REGISTERED)
             continue
         try:
             event = checked_event(msg, max_bytes)

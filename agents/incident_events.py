@@ -21,6 +21,7 @@ from agents.batch import Consumed, Entry, Plan, Rejection, plan_batch, source_of
 from agents.classify import RcrpMapping
 from agents.deadletter_sender import DeadLetterSender
 from agents.metrics import WorkerMetrics
+from agents.registry import SourceRegistry
 from demandmon.settings import LIVE_SOURCE, Settings
 from demandmon.state.store import ApplyResult, Resume, Shard, ShardResult, StateStore
 
@@ -64,6 +65,8 @@ class BatchApplier:
         self.shard_horizons: dict[Shard, int] = {}
         # (partition, offset) of events the apply script failed on, in the current batch.
         self._poisoned: set[tuple[int, int]] = set()
+        # The registered replay sources, as last read from Redis.
+        self.registry = SourceRegistry()
 
     # -- assignment -------------------------------------------------------------------
 
@@ -94,29 +97,68 @@ class BatchApplier:
         self.applied_through[partition] = through
         self.metrics.applied_offset.labels(str(partition)).set(through)
 
-    async def _rewind(self, partition: int, floor: int | None = None) -> int | None:
-        """Redis holds less than was applied: re-read the partition from where it stands."""
+    async def _rewind(
+        self, partition: int, floor: int | None = None, rolled_back: bool = True
+    ) -> int | None:
+        """Redis holds less than was applied: re-read the partition from where it stands.
+        (``rolled_back`` False: a source was deleted under a batch; its messages are read
+        again to be refused, and Redis lost nothing.)"""
         resume = await self.until_done(lambda: self.store.resume(partition), "reading positions")
         offset = resume.offset
         if floor is not None and (offset is None or floor < offset):
             offset = floor if floor > 0 else None
         self._believe(partition, Resume(offset, resume.shard_offsets))
-        self.metrics.rewinds.inc()
-        log.warning(
-            "partition %d: Redis holds older state than was applied; re-reading from %s",
-            partition,
-            "the beginning" if offset is None else offset,
-        )
+        where = "the beginning" if offset is None else offset
+        if rolled_back:
+            self.metrics.rewinds.inc()
+            log.warning(
+                "partition %d: Redis holds older state than was applied; re-reading from %s",
+                partition,
+                where,
+            )
+        else:
+            log.info("partition %d: a source was deleted; re-reading from %s", partition, where)
         return offset
+
+    # -- sources ----------------------------------------------------------------------
+
+    async def refresh_registry(self) -> None:
+        """Read the registered sources, and forget the shards of any source no longer kept
+        (deleted): its keys vanishing must not be taken for Redis going back."""
+        started, started_ms = time.monotonic(), now_ms()
+        names = await self.store.registered_sources()
+        self.registry.update(names, started, started_ms)
+        self.metrics.registered_sources.set(len(names))
+        self.forget_unkept()
+
+    def forget_unkept(self) -> None:
+        """Drop what this worker believes about shards of sources that are not kept."""
+        for book in (self.shard_offsets, self.shard_horizons):
+            for shard in [s for s in book if not self.registry.keeps(s[0])]:
+                del book[shard]
+
+    async def _registry_for(self, messages: list[Consumed]) -> None:
+        """Read the registry again if a message may name a source registered since the
+        last read, so that a replay registered a moment ago is accepted on its first
+        message. One read (a single SMEMBERS) per batch at most: a flood of unregistered
+        names costs that, never a wait."""
+        if self.registry.could_be_newer(messages):
+            await self.until_done(self.refresh_registry, "reading the source registry")
 
     async def check(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Compare what Redis holds with what was applied (Redis restored or failed over
         while the feed is quiet); returns the partitions to rewind and where to."""
         parts = [p for p in partitions if p in self.applied_through]
         if not parts:
+            await self.refresh_registry()
             return {}
         shards = [s for s in self.shard_offsets if s[1] in parts]
         held_parts, held_shards = await self.store.positions_held(parts, shards)
+        # The registry is read after the positions: `sources delete` deregisters before it
+        # deletes keys, so a shard found gone above belongs to a source seen deleted here,
+        # whose shards are forgotten instead of taken for Redis going back.
+        await self.refresh_registry()
+        shards = [s for s in shards if s in self.shard_offsets]
         floors: dict[int, int] = {}
         for p in parts:
             if held_parts[p] < self.applied_through[p]:
@@ -136,6 +178,7 @@ class BatchApplier:
 
     async def process(self, messages: list[Consumed]) -> dict[int, int | None]:
         """Apply a batch; returns the partitions to rewind (Redis was found behind)."""
+        await self._registry_for(messages)
         now_ms = int(time.time() * 1000)
         plan = plan_batch(
             messages,
@@ -143,6 +186,7 @@ class BatchApplier:
             self.settings.max_message_bytes,
             now_ms,
             self.settings.max_future_s * 1000,
+            self.registry.names,
         )
         # Dead letters are delivered before the batch is applied: if we crash in between,
         # the batch is read again and a dead letter may repeat, but none is ever lost.
@@ -152,13 +196,21 @@ class BatchApplier:
         result = await self.until_done(lambda: self._apply(plan, now_ms), "applying a batch")
         by_offset = {(m.partition, m.offset): m for m in messages}
         rewinds: dict[int, int | None] = {}
+        if result.behind():
+            # A shard found gone may be a source deleted since the batch was planned.
+            await self.until_done(self.refresh_registry, "reading the source registry")
         for partition in sorted(result.behind()):
-            floor = min(
-                r.offset_before + 1
-                for (_, p), r in result.shards.items()
-                if p == partition and r.behind
+            floors, deleted = [], []
+            for (source, p), r in result.shards.items():
+                if p != partition or not r.behind:
+                    continue
+                if self.registry.keeps(source):
+                    floors.append(r.offset_before + 1)
+                else:  # read its messages again: they are refused now
+                    deleted.append(min(int(str(e[0])) for e in plan.shards[(source, p)]))
+            rewinds[partition] = await self._rewind(
+                partition, min(floors + deleted), rolled_back=bool(floors)
             )
-            rewinds[partition] = await self._rewind(partition, floor)
         await self._settle_late(result, by_offset)
         watermarks = await self._save_positions(messages, result, set(rewinds))
         await self._prune_behind(watermarks, now_ms)

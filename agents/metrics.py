@@ -27,6 +27,7 @@ class WorkerMetrics:
     lag: Gauge
     applied_offset: Gauge
     end_offset: Gauge
+    registered_sources: Gauge
 
     def forget_partition(self, partition: int) -> None:
         """A revoked partition is another worker's to report."""
@@ -102,6 +103,11 @@ class WorkerMetrics:
                 "demand_worker_partition_end_offset",
                 "End offset of the partition (the next offset to be written)",
                 ["partition"],
+                registry=reg,
+            ),
+            registered_sources=Gauge(
+                "demand_worker_registered_sources",
+                "Replay sources registered, as the worker last read the registry",
                 registry=reg,
             ),
         )

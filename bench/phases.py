@@ -123,7 +123,7 @@ async def _pass(
     secs[PHASES[1]] = tick() - t0
     t0 = tick()
     now_ms, future_ms = int(time.time() * 1000), settings.max_future_s * 1000
-    plans = [plan_batch(batch, mapping, limit, now_ms, future_ms) for batch in messages]
+    plans = [plan_batch(batch, mapping, limit, now_ms, future_ms, {SOURCE}) for batch in messages]
     secs[PHASES[2]] = tick() - t0
     t0 = tick()
     for plan in plans:

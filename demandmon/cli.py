@@ -18,6 +18,8 @@ DELEGATED = {
     "evaluate": "demandmon.evaluate.cli",
     "config": "demandmon.alerting.cli",
     "demo": "demandmon.demo",
+    "sources": "demandmon.sources",
+    "secrets": "deploy.secrets.cli",
 }
 
 HELP = {
@@ -30,6 +32,8 @@ HELP = {
     "evaluate": "print a source's figures from Redis, optionally against another",
     "config": "regenerate alert rules and dashboards from deploy/thresholds.yaml",
     "demo": "bring everything up, replay a sample and print what arrived",
+    "sources": "list the sources (live and registered replays) or delete a replay source",
+    "secrets": "make the certificates and secrets of a secure deployment (docker-compose)",
 }
 
 

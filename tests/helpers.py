@@ -9,8 +9,11 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import redis
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+
+from demandmon.state.registry import register
 
 T = TypeVar("T")
 
@@ -35,6 +38,13 @@ def wait_for(
             pass
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+
+
+def register_source(redis_url: str, prefix: str, name: str, max_sources: int = 20) -> None:
+    """Register a replay source as `demandmon replay` does (the same script), for tests
+    that produce with a source header themselves: the worker refuses unregistered ones."""
+    done = register(redis.Redis.from_url(redis_url), prefix, name, max_sources)
+    assert not done.refused, done.refusal()
 
 
 def produce(

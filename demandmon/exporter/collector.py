@@ -26,7 +26,8 @@ class DemandCollector(Collector):
         up = 1.0
         try:
             now = self.clock()
-            for source in self.reader.sources():
+            # Live and registered sources only: a deleted one's series vanish at once.
+            for source in self.reader.exported_sources():
                 for sample in source_samples(self.reader.read(source, now)):
                     family = families.get(sample.name)
                     if family is None:

@@ -11,7 +11,14 @@ def shard(prefix: str, source: str, partition: int) -> str:
 
 
 def sources(prefix: str) -> str:
+    """Every source that has state (shards), registered or not, ``unknown`` included."""
     return f"{prefix}:sources"
+
+
+def registry(prefix: str) -> str:
+    """The replay sources `demandmon replay` registered (a set); ``live`` is always a
+    source and is never stored here. The worker applies only live and these."""
+    return f"{prefix}:registry"
 
 
 def partitions(prefix: str, source: str) -> str:

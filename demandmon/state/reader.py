@@ -13,6 +13,7 @@ import redis
 from agents.windows import WINDOWS, window_buckets
 from demandmon.settings import LIVE_SOURCE
 from demandmon.state import keys
+from demandmon.state.registry import REJECTIONS_SOURCE
 from schemas import BCU_CODES
 
 READ_LUA = Path(__file__).with_name("read.lua").read_text()
@@ -50,6 +51,17 @@ class StateReader:
 
     def sources(self) -> list[str]:
         return sorted(_decode(s) for s in self.client.smembers(keys.sources(self.prefix)))
+
+    def exported_sources(self) -> list[str]:
+        """The sources to export: those with state that are ``live``, registered, or the
+        reserved ``unknown`` (rejections of unusable source headers). A deleted source's
+        series vanish at once, even while leftovers of its state are being removed."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(keys.sources(self.prefix))
+        pipe.smembers(keys.registry(self.prefix))
+        with_state, registered = pipe.execute()
+        allowed = {_decode(s) for s in registered} | {LIVE_SOURCE, REJECTIONS_SOURCE}
+        return sorted(name for s in with_state if (name := _decode(s)) in allowed)
 
     def partitions(self, source: str) -> list[int]:
         members = self.client.smembers(keys.partitions(self.prefix, source))

@@ -215,6 +215,11 @@ class StateStore:
         if fields:
             await self.client.hdel(self._base(*shard) + "late", *fields)
 
+    async def registered_sources(self) -> frozenset[str]:
+        """The replay sources registered now (``live`` is never stored there)."""
+        members = await self.client.smembers(keys.registry(self.config.prefix))
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
     async def _sources(self) -> list[str]:
         members = await self.client.smembers(keys.sources(self.config.prefix))
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)

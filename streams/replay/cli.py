@@ -9,15 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from kafka.errors import KafkaError
 
 from demandmon.cliargs import CommandParser
+from demandmon.clients import redis_client, redis_where
 from demandmon.settings import LIVE_SOURCE, Settings, settings_or_exit, valid_source
 from demandmon.state import keys
+from demandmon.state.registry import register
 from streams.replay.producer import ReplayReport, make_producer, send_all
 from streams.replay.reader import Record, ReplayFileError, read_records
 from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
-from streams.topics import KafkaUnavailable, ensure_topics
+from streams.topics import KafkaUnavailable, topics_ready
 
 
 def _parser() -> CommandParser:
@@ -61,10 +62,23 @@ def _progress(total: int) -> Callable[[ReplayReport], None]:
     return show
 
 
+def _register(settings: Settings, source: str) -> str | None:
+    """Register the source before anything is sent (the worker refuses messages of an
+    unregistered one), atomically with the cap on sources; None when registered, else
+    the one line to print. Touches ``<prefix>:registry`` only."""
+    if source == LIVE_SOURCE:
+        return None
+    try:
+        done = register(redis_client(settings), settings.key_prefix, source, settings.max_sources)
+    except redis.RedisError as exc:
+        return f"{redis_where(settings)}: could not register the source ({type(exc).__name__})"
+    return done.refusal() if done.refused else None
+
+
 def _record_sent(settings: Settings, source: str, sent: int) -> None:
     """Tell `evaluate` how many events to expect, so it can say when a replay is done."""
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        client = redis_client(settings, timeout_s=5)
         client.hincrby(keys.replay(settings.key_prefix, source), "sent", sent)
     except redis.RedisError as exc:
         print(f"replay: could not record the send in Redis ({type(exc).__name__})", file=sys.stderr)
@@ -90,12 +104,18 @@ def main(argv: list[str]) -> int:
         return 2
     if args.rebase == "now":
         shift += rebase_shift_ms(first, last, int(time.time() * 1000), args.speed is not None)
-    settings = settings_or_exit("demandmon replay")
+    settings = settings_or_exit("demandmon replay", "replay")
     try:
-        ensure_topics(settings, wait_s=10)
-        producer = make_producer(settings.kafka_bootstrap)
-    except (KafkaUnavailable, KafkaError) as exc:
-        print(f"demandmon replay: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        # Secured Kafka: the topic must exist (replay never creates it); plain: created.
+        topics_ready(settings, [settings.events_topic], wait_s=10)
+        producer = make_producer(settings)
+    except KafkaUnavailable as exc:
+        print(f"demandmon replay: {exc}", file=sys.stderr)
+        return 1
+    refused = _register(settings, args.source)
+    if refused is not None:
+        producer.close()
+        print(f"demandmon replay: {refused}", file=sys.stderr)
         return 1
     pacer = Pacer(args.speed, first + 0) if args.speed is not None else None
     show = None if args.quiet else _progress(total)

@@ -23,7 +23,7 @@ from demandmon.dashboards.common import panel_queries
 from deploy.stack.services import reload_prometheus
 from streams.generate import generate_events
 from tests.conftest import REPO, Pipeline, Stack
-from tests.helpers import event_messages, produce, prom_query, wait_for
+from tests.helpers import event_messages, produce, prom_query, register_source, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +106,7 @@ def test_breach_fires_and_reaches_the_webhook(
     first = [e for e in events if e["type"] != "s136_handover"]
     headers = [("demandmon-source", SOURCE.encode())]
     pipeline.run("topics")
+    register_source(pipeline.stack.redis_url, pipeline.prefix, SOURCE)
     pipeline.start_worker()
     pipeline.start_exporter()
     prom = pipeline.stack.prometheus

@@ -36,6 +36,7 @@ from tests.helpers import (
     figures_diff,
     metric,
     produce,
+    register_source,
     scrape,
     source_figures,
     wait_for,
@@ -213,6 +214,7 @@ def test_rebalance_one_two_one_across_three_workers(pipeline: Pipeline) -> None:
     quarter = n // 4
     slices = [events[i * quarter : (i + 1) * quarter] for i in range(3)] + [events[3 * quarter :]]
     pipeline.run("topics")
+    register_source(pipeline.stack.redis_url, pipeline.prefix, SOURCE)
     group = pipeline.env["DEMANDMON_CONSUMER_GROUP"]
     admin = KafkaAdminClient(bootstrap_servers=pipeline.stack.kafka, request_timeout_ms=5000)
     ports = {name: free_port() for name in "ABC"}

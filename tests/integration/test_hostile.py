@@ -32,6 +32,7 @@ from tests.helpers import (
     figures_diff,
     key_for_partition,
     read_topic,
+    register_source,
     scrape,
     send_records,
     source_figures,
@@ -261,6 +262,7 @@ def test_hostile_messages_are_dead_lettered_and_never_stop_the_worker(
     expected = {k: round(v, 6) for k, v in oracle.samples(SOURCE).items()}
 
     pipeline.run("topics")
+    register_source(pipeline.stack.redis_url, pipeline.prefix, SOURCE)
     worker = pipeline.start_worker()
     pipeline.start_exporter()
     kafka, topic = pipeline.stack.kafka, pipeline.topic
@@ -475,6 +477,7 @@ def test_personal_data_canary_goes_nowhere(pipeline: Pipeline) -> None:
                 "bcu": "SE"}), src),
     ]  # fmt: skip
     pipeline.run("topics")
+    register_source(pipeline.stack.redis_url, pipeline.prefix, CANARY_SOURCE)
     # At debug level, so that the log check covers every line the worker can write.
     pipeline.start("worker", "--loglevel", "debug")
     pipeline.start_exporter()

@@ -152,7 +152,9 @@ def test_messy_streams_equal_the_oracle(
     # A redelivery of everything (as after a crash before the commit) changes nothing.
     for _ in range(replays):
         for i in range(0, len(messages), batch):
-            plan = plan_batch(messages[i : i + batch], MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS)
+            plan = plan_batch(
+                messages[i : i + batch], MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS, {SOURCE}
+            )
             store.apply(plan, now_ms=0)
     try:
         assert _pipeline_samples(client, prefix) == _oracle_samples(events)
@@ -185,7 +187,9 @@ def test_lateness_follows_the_sources_watermark_across_partitions(
     store = SyncStateStore(client, StoreConfig(prefix, 35 * 86400))
     try:
         for message in _messages(events, partitions):
-            store.apply(plan_batch([message], MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+            store.apply(
+                plan_batch([message], MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS, {SOURCE}), now_ms=0
+            )
         assert _pipeline_samples(client, prefix) == _oracle_samples(events)
     finally:
         for key in client.scan_iter(f"{prefix}:*"):
@@ -217,7 +221,9 @@ def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
         ev(7, "F", "created", "2024-01-20T00:00:00Z", **created),  # moves the horizon on
     ]
     messages = _messages(events, 1)
-    result = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+    result = store.apply(
+        plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS, {SOURCE}), now_ms=0
+    )
     oracle = Oracle()
     verdicts = [oracle.feed(e, SOURCE) for e in events]
     assert verdicts.count("too_late") == result.rejected["too_late"] == 1
@@ -231,10 +237,14 @@ def test_too_late_events_are_rejected_and_counted(client: redis.Redis) -> None:
     # The too-late event's offset is owed a dead letter until the worker settles it: a
     # redelivery of the batch (a crash before the dead letter went out) reports it again.
     assert result.late == [2]
-    again = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+    again = store.apply(
+        plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS, {SOURCE}), now_ms=0
+    )
     assert again.skipped == len(events) and again.late == [2]
     client.hdel(f"{prefix}:{{{SOURCE}:0}}:late", "2")
-    settled = store.apply(plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS), now_ms=0)
+    settled = store.apply(
+        plan_batch(messages, MAPPING, 65536, PLAN_NOW_MS, FUTURE_MS, {SOURCE}), now_ms=0
+    )
     assert settled.late == []
     assert _pipeline_samples(client, prefix) == expected
 
@@ -265,7 +275,7 @@ def test_events_far_in_the_future_are_rejected_and_counted(client: redis.Redis) 
         Consumed("t", 0, 2, b"L3", created(3, "2023-11-01T12:06:00Z"), replay),  # too far
         Consumed("t", 0, 3, b"L4", created(4, "2023-11-01T12:04:00Z"), replay),  # ok
     ]
-    plan = plan_batch(messages, MAPPING, 65536, now_ms, 300_000)
+    plan = plan_batch(messages, MAPPING, 65536, now_ms, 300_000, {"r"})
     assert [(r.source, r.reason) for r in plan.rejections] == [
         ("live", "too_far_future"),
         ("r", "too_far_future"),

@@ -15,6 +15,8 @@ MAPPING = load_mapping()
 NOW_MS = 1698840000000
 FUTURE_MS = 300_000
 CANARY = "CANARY-PII-7f3a"
+# The replay sources registered when these plans are made.
+REGISTERED = frozenset({"r1", "nov-2023"})
 
 
 def _created(**extra: object) -> bytes:
@@ -68,7 +70,7 @@ def test_plan_groups_by_source_and_partition_and_counts_rejections() -> None:
         Consumed("t", 1, 7, b"OTHER", _created(event_id="e3")),
         Consumed("t", 2, 1, None, _created(), [(SOURCE_HEADER, b"NOT VALID")]),
     ]
-    plan = plan_batch(messages, MAPPING, 65536, NOW_MS, FUTURE_MS)
+    plan = plan_batch(messages, MAPPING, 65536, NOW_MS, FUTURE_MS, {"r1"})
     assert plan.shards[("live", 0)][0][:7] == [10, 1, "e1", "CAD/1", "created", 1698832800000, "SE"]
     assert plan.shards[("live", 0)][0][7:9] == ["concern_for_safety", "welfare_check_partner"]
     assert [e[0] for e in plan.shards[("r1", 0)]] == [11]
@@ -88,7 +90,7 @@ def test_plan_groups_by_source_and_partition_and_counts_rejections() -> None:
 
 def test_dead_letters_carry_origin_and_no_free_text() -> None:
     msg = Consumed("events", 3, 42, b"CAD/3", _created(bcu="XX"))
-    (rejection,) = plan_batch([msg], MAPPING, 65536, NOW_MS, FUTURE_MS).rejections
+    (rejection,) = plan_batch([msg], MAPPING, 65536, NOW_MS, FUTURE_MS, REGISTERED).rejections
     headers = dict(deadletter_headers(rejection))
     assert headers["demandmon-reason"] == b"schema_violation"
     assert headers["demandmon-topic"] == b"events"
@@ -103,12 +105,12 @@ def test_dead_letters_carry_origin_and_no_free_text() -> None:
     for v in headers.values():
         assert b"Jane" not in v and b"0770" not in v
     big = Consumed("events", 0, 1, None, b"x" * 70_000)
-    (over,) = plan_batch([big], MAPPING, 65536, NOW_MS, FUTURE_MS).rejections
+    (over,) = plan_batch([big], MAPPING, 65536, NOW_MS, FUTURE_MS, REGISTERED).rejections
     assert over.reason == "oversized" and deadletter_value(over) is None
 
 
 def _plan(*messages: Consumed) -> Plan:
-    return plan_batch(list(messages), MAPPING, 65536, NOW_MS, FUTURE_MS)
+    return plan_batch(list(messages), MAPPING, 65536, NOW_MS, FUTURE_MS, REGISTERED)
 
 
 def _only_rejection(msg: Consumed) -> tuple[str, str, str]:

@@ -30,7 +30,18 @@ def _run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "command",
-    ["stack", "topics", "worker", "exporter", "generate", "replay", "evaluate", "config", "demo"],
+    [
+        "stack",
+        "topics",
+        "worker",
+        "exporter",
+        "generate",
+        "replay",
+        "evaluate",
+        "config",
+        "demo",
+        "sources",
+    ],
 )
 def test_bad_flag_is_one_line(command: str, tmp_path: Path) -> None:
     result = _run(command, "--no-such-flag", cwd=tmp_path)
@@ -45,7 +56,7 @@ def test_unknown_command(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "demandmon: unknown command 'frobnicate' (commands: stack topics worker exporter "
-        "generate replay evaluate config demo)"
+        "generate replay evaluate config demo sources secrets)"
     )
 
 

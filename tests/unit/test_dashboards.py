@@ -62,7 +62,7 @@ def test_every_datasource_reference_is_the_provisioned_uid(models: dict[str, Mod
         (ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"]
     assert [(d["uid"], d["type"], d["url"]) for d in provisioned] == [
-        (n.DATASOURCE_UID, "prometheus", "http://prometheus:9090")
+        (n.DATASOURCE_UID, "prometheus", "https://prometheus:9090")
     ]
     expected = {"type": "prometheus", "uid": n.DATASOURCE_UID}
     for rel, model in models.items():

@@ -102,7 +102,7 @@ IDS = [h[0] for h in HOSTILE]
 
 def _rejection(key: bytes | None, raw: bytes, headers: list[tuple[str, bytes]]) -> Rejection:
     msg = Consumed("cad.incident-events.v1", 2, 99, key, raw, headers)
-    plan = plan_batch([msg], MAPPING, 65536, NOW_MS, FUTURE_MS)
+    plan = plan_batch([msg], MAPPING, 65536, NOW_MS, FUTURE_MS, {"nov-2023"})
     (rejection,) = plan.rejections
     return rejection
 
@@ -163,7 +163,7 @@ def test_any_payload_under_any_reason_builds_a_dead_letter(
 
 def test_an_accepted_event_with_personal_data_dead_letters_without_it() -> None:
     good = Consumed("t", 0, 1, b"CAD/1", _raw())
-    plan = plan_batch([good], MAPPING, 65536, NOW_MS, FUTURE_MS)
+    plan = plan_batch([good], MAPPING, 65536, NOW_MS, FUTURE_MS, {"nov-2023"})
     assert plan.applied_candidates == 1 and not plan.rejections
     rejection = _rejection(b"CAD/1", _raw(bcu="XX"), [])
     assert rejection.reason == "schema_violation" and "bcu" in rejection.detail

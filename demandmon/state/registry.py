@@ -1,0 +1,188 @@
+"""The bounded set of sources: `live` plus the replay sources registered in Redis.
+
+`demandmon replay` registers its source before it sends anything (an atomic script that
+also holds the cap), the worker applies only messages of `live` and registered sources,
+the exporter exports only those, and `demandmon sources delete` removes a replay source's
+registration and every key of its state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from demandmon.settings import LIVE_SOURCE
+from demandmon.state import keys
+
+REGISTER_LUA = Path(__file__).with_name("register.lua").read_text()
+# Where rejections of unusable or unregistered source headers are counted (never a source
+# one can register, list or delete).
+REJECTIONS_SOURCE = "unknown"
+SCAN_COUNT = 1000
+DELETE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Registration:
+    status: int  # 1 registered now, 0 already registered, -1 refused: the cap is reached
+    sources: int  # live plus the registered replays, after the call
+
+    @property
+    def refused(self) -> bool:
+        return self.status < 0
+
+    def refusal(self) -> str:
+        """The one line a refused replay prints."""
+        return (
+            f"source cap reached ({self.sources} sources: live and {self.sources - 1} "
+            "replays); delete one with demandmon sources delete NAME"
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def register(client: redis.Redis, prefix: str, name: str, max_sources: int) -> Registration:
+    """Register replay source ``name`` unless that would make more than ``max_sources``
+    (live included). One EVAL on ``<prefix>:registry`` alone: the replay's Redis user may
+    touch nothing else. ``live`` is always a source and is never registered."""
+    if name in (LIVE_SOURCE, REJECTIONS_SOURCE):
+        raise ValueError(f"'{name}' is not a replay source name")
+    reply = client.eval(REGISTER_LUA, 1, keys.registry(prefix), name, max_sources)
+    status, count = reply
+    return Registration(int(status), int(count))
+
+
+def registered(client: redis.Redis, prefix: str) -> set[str]:
+    """The registered replay sources (``live`` is not among them: it is never stored)."""
+    return {_text(m) for m in client.smembers(keys.registry(prefix))}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    kind: str  # "live", "replay", or "unregistered" (state left without a registration)
+    applied: int  # events applied, all partitions
+    watermark_ms: int | None  # latest event time applied (None: nothing yet)
+    sent: int | None  # what the replays under this name recorded as sent (None: no record)
+
+
+def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
+    """``live``, the registered replays, then any source holding state without being
+    registered (from before registration existed, or written while it was deleted)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.smembers(keys.registry(prefix))
+    pipe.smembers(keys.sources(prefix))
+    regs, with_state = pipe.execute()
+    replays = sorted(_text(m) for m in regs)
+    stray = sorted({_text(m) for m in with_state} - set(replays) - {LIVE_SOURCE, REJECTIONS_SOURCE})
+    names = [LIVE_SOURCE, *replays, *stray]
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.smembers(keys.partitions(prefix, name))
+        pipe.hget(keys.replay(prefix, name), "sent")
+    replies = pipe.execute()
+    parts = {n: sorted(int(_text(p)) for p in replies[2 * i]) for i, n in enumerate(names)}
+    sent = {n: replies[2 * i + 1] for i, n in enumerate(names)}
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        for p in parts[name]:
+            pipe.hmget(keys.shard(prefix, name, p) + "meta", "applied", "wm")
+    metas = iter(pipe.execute())
+    out = []
+    for name in names:
+        applied, marks = 0, []
+        for _ in parts[name]:
+            count, wm = next(metas)
+            applied += int(count or 0)
+            if wm is not None and int(wm) >= 0:
+                marks.append(int(wm))
+        kind = "replay" if name in replays else "unregistered"
+        kind = LIVE_SOURCE if name == LIVE_SOURCE else kind
+        raw_sent = sent[name]
+        out.append(
+            SourceInfo(
+                name,
+                kind,
+                applied,
+                max(marks) if marks else None,
+                None if raw_sent is None else int(raw_sent),
+            )
+        )
+    return out
+
+
+def has_state(client: redis.Redis, prefix: str, name: str) -> bool:
+    """Whether anything is kept under ``name`` (registered or not)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.sismember(keys.sources(prefix), name)
+    pipe.exists(keys.partitions(prefix, name), keys.replay(prefix, name))
+    pipe.zscore(keys.watermarks(prefix), name)
+    member, existing, mark = pipe.execute()
+    return bool(member) or int(existing) > 0 or mark is not None
+
+
+def deregister(client: redis.Redis, prefix: str, name: str) -> bool:
+    """Take ``name`` out of the registry (workers refuse its messages from their next
+    registry read); False when it was not registered."""
+    return bool(client.srem(keys.registry(prefix), name))
+
+
+@dataclass
+class Removed:
+    partitions: list[int] = field(default_factory=list)
+    shard_keys: int = 0
+    keys: list[str] = field(default_factory=list)  # other keys deleted
+    position_fields: int = 0
+    source_entry: bool = False  # its member of <prefix>:sources
+    watermark: bool = False  # its member of <prefix>:watermarks
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a SCAN MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def delete_state(client: redis.Redis, prefix: str, name: str) -> Removed:
+    """Delete every key of source ``name``: its shards ``<prefix>:{name:P}:*`` for each
+    partition it has (SCAN MATCH on the hash-tagged pattern, never KEYS), its partition
+    set, its replay record, and its entries in the shared sources, watermarks and
+    positions keys. Run after `deregister`, so that workers stop writing them."""
+    removed = Removed()
+    pos_key = keys.positions(prefix)
+    position_fields = [
+        field_name
+        for raw, _ in client.hscan_iter(pos_key, match=f"*:{glob_escape(name)}", count=SCAN_COUNT)
+        for field_name in [_text(raw)]
+        if field_name.partition(":")[0].isdigit() and field_name.partition(":")[2] == name
+    ]
+    parts = {int(_text(p)) for p in client.smembers(keys.partitions(prefix, name))}
+    parts |= {int(f.partition(":")[0]) for f in position_fields}
+    removed.partitions = sorted(parts)
+    for partition in removed.partitions:
+        pattern = glob_escape(keys.shard(prefix, name, partition)) + "*"
+        chunk: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            chunk.append(key)
+            if len(chunk) >= DELETE_CHUNK:
+                removed.shard_keys += int(client.unlink(*chunk))
+                chunk.clear()
+        if chunk:
+            removed.shard_keys += int(client.unlink(*chunk))
+    others = [keys.partitions(prefix, name), keys.replay(prefix, name)]
+    pipe = client.pipeline(transaction=False)
+    for key in others:
+        pipe.unlink(key)
+    pipe.srem(keys.sources(prefix), name)
+    pipe.zrem(keys.watermarks(prefix), name)
+    if position_fields:
+        pipe.hdel(pos_key, *position_fields)
+    replies = pipe.execute()
+    removed.keys = [key for key, n in zip(others, replies, strict=False) if int(n)]
+    removed.source_entry = bool(replies[len(others)])
+    removed.watermark = bool(replies[len(others) + 1])
+    removed.position_fields = int(replies[len(others) + 2]) if position_fields else 0
+    return removed
