@@ -2,12 +2,16 @@
 
 The committed deploy/alertmanager/alertmanager.yml.tmpl holds the literal placeholder
 `__WEBHOOK_URL__` (the webhook URL is deployment-specific and may carry a token, so it
-never lives in the repository); `render_alertmanager` fills it in.
+never lives in the repository); `render_alertmanager` fills it in, and with
+`http_config` (docker-compose's receiver: a bearer token and a CA from files) says how
+Alertmanager authenticates to it.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from demandmon.alerting import names as n
@@ -21,12 +25,25 @@ GROUP_BY = ["alertname", "source", "bcu"]
 # inhibit rules right when an alert is added.
 PER_BCU = 'bcu=~".+"'
 
+# How Alertmanager in docker-compose.yml reaches the exporter's /alerts over https: the
+# bearer token and the CA from the files compose mounts (docs/security.md).
+COMPOSE_WEBHOOK_URL = "https://exporter:9464/alerts"
+COMPOSE_HTTP_CONFIG: Mapping[str, Any] = {
+    "authorization": {"type": "Bearer", "credentials_file": "/run/secrets/alerts.token"},
+    "tls_config": {"ca_file": "/run/secrets/ca.pem"},
+}
 
-def _receiver(name: str, url: str) -> dict[str, Any]:
-    return {"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
+
+def _receiver(name: str, url: str, http_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    hook: dict[str, Any] = {"url": url, "send_resolved": True}
+    if http_config is not None:
+        hook["http_config"] = copy.deepcopy(dict(http_config))
+    return {"name": name, "webhook_configs": [hook]}
 
 
-def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+def alertmanager_config(
+    webhook_url: str, http_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     route = {
         "receiver": "demandmon-warning",
         "group_by": GROUP_BY,
@@ -71,8 +88,8 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
         "global": {"resolve_timeout": "5m"},
         "route": route,
         "receivers": [
-            _receiver("demandmon-critical", webhook_url),
-            _receiver("demandmon-warning", webhook_url),
+            _receiver("demandmon-critical", webhook_url, http_config),
+            _receiver("demandmon-warning", webhook_url, http_config),
         ],
         "inhibit_rules": inhibit_rules,
     }
@@ -82,8 +99,9 @@ def alertmanager_template() -> str:
     return HEADER + dump_yaml(alertmanager_config(PLACEHOLDER))
 
 
-def render_alertmanager(webhook_url: str) -> str:
-    """The deployable config; the URL goes through the YAML dumper, so it is quoted safely."""
+def render_alertmanager(webhook_url: str, http_config: Mapping[str, Any] | None = None) -> str:
+    """The deployable config; the URL goes through the YAML dumper, so it is quoted safely.
+    ``http_config`` (Alertmanager's, e.g. COMPOSE_HTTP_CONFIG) goes on every webhook."""
     if not re.match(r"^https?://\S+$", webhook_url):
         raise ValueError("webhook URL must be an http(s) URL without spaces")
-    return dump_yaml(alertmanager_config(webhook_url))
+    return dump_yaml(alertmanager_config(webhook_url, http_config))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from demandmon.alerting.alertmanager import (
+    COMPOSE_HTTP_CONFIG,
+    COMPOSE_WEBHOOK_URL,
     TEMPLATE_FILE,
     alertmanager_template,
     render_alertmanager,
@@ -14,7 +16,6 @@ from demandmon.dashboards import dashboard_files
 THRESHOLDS_FILE = "deploy/thresholds.yaml"
 # docker-compose.yml mounts this one; the exporter's /alerts receiver logs deliveries.
 COMPOSE_ALERTMANAGER_FILE = "deploy/alertmanager/alertmanager.compose.yml"
-COMPOSE_WEBHOOK_URL = "http://exporter:9464/alerts"
 
 
 def generated_files(th: Thresholds) -> dict[str, str]:
@@ -22,7 +23,7 @@ def generated_files(th: Thresholds) -> dict[str, str]:
     files = {
         **rule_files(th),
         TEMPLATE_FILE: alertmanager_template(),
-        COMPOSE_ALERTMANAGER_FILE: render_alertmanager(COMPOSE_WEBHOOK_URL),
+        COMPOSE_ALERTMANAGER_FILE: render_alertmanager(COMPOSE_WEBHOOK_URL, COMPOSE_HTTP_CONFIG),
         **dashboard_files(th),
     }
     return dict(sorted(files.items()))
