@@ -222,6 +222,14 @@ def test_secure_pipeline_equals_the_oracle(secure_pipeline: SecurePipeline) -> N
     with pytest.raises(redis.exceptions.NoPermissionError):
         reader.set(f"{pipe.prefix}:forged", "1")
 
+    # `sources delete` (admin) removes the source's keys and its series.
+    deleted = pipe.run("sources", "delete", SOURCE, "--wait", "0")
+    assert deleted.returncode == 0, deleted.stderr
+    admin_redis = redis_client(pipe.settings("admin"))
+    left = [k for k in admin_redis.scan_iter(f"{pipe.prefix}:*") if SOURCE.encode() in k]
+    assert left == []
+    assert not [k for k in _scrape(pipe) if ("source", SOURCE) in k[1]]
+
 
 def test_a_worker_whose_consumer_is_refused_exits_non_zero(
     secure_pipeline: SecurePipeline,
