@@ -19,24 +19,25 @@ from aiokafka import AIOKafkaProducer
 from faust.app.base import BootStrategy
 from prometheus_client import generate_latest
 
+from agents.applier import BatchApplier
 from agents.classify import MappingError, RcrpMapping, load_mapping
 from agents.consumer import EventConsumer
 from agents.deadletter_sender import DeadLetterSender
-from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
-from demandmon.cliargs import CommandParser
+from demandmon.arguments import CommandParser
 from demandmon.clients import (
     ClientSetupError,
+    RedisUnavailable,
+    ServiceUnavailable,
     kafka_security,
-    metrics_auth_ok,
     redis_async_client,
     redis_client,
     redis_failure,
-    server_ssl_context,
 )
+from demandmon.kafka_topics import topics_ready
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.store import StateStore, StoreConfig
-from streams.topics import KafkaUnavailable, topics_ready
+from demandmon.web import metrics_auth_ok, server_ssl_context
 
 log = logging.getLogger("demandmon.worker")
 STARTUP_WAIT_S = 60.0
@@ -127,9 +128,10 @@ class KafkaProducerService(mode.Service):
 
 
 def wait_for_services(settings: Settings, wait_s: float = STARTUP_WAIT_S) -> None:
-    """Bounded wait for Redis and Kafka, so a worker started with the stack just works;
-    a wrong password or certificate is one line at once (a KafkaUnavailable naming the
-    service). On the plain stack the topics are created, on a secure one checked."""
+    """Bounded wait for Redis and Kafka while they come up (a timeout, a reset); a
+    refused port (nothing listens: a wrong port, or no stack) and a wrong password or
+    certificate are one line at once (a ServiceUnavailable naming the service). On the
+    plain stack the topics are created, on a secure one checked."""
     deadline = time.monotonic() + wait_s
     client = redis_client(settings, timeout_s=2)
     try:
@@ -139,8 +141,8 @@ def wait_for_services(settings: Settings, wait_s: float = STARTUP_WAIT_S) -> Non
                 break
             except redis.RedisError as exc:
                 failure = redis_failure(settings, exc)
-                if not failure.retry or time.monotonic() >= deadline:
-                    raise KafkaUnavailable(failure.line) from None
+                if not failure.retry or failure.refused or time.monotonic() >= deadline:
+                    raise RedisUnavailable(failure.line) from None
                 time.sleep(1)
     finally:
         client.close()
@@ -178,7 +180,7 @@ def main(argv: list[str]) -> int:
         mapping = load_mapping(args.rcrp_mapping)
         server_ssl_context(settings)  # an unreadable certificate is one line, now
         wait_for_services(settings)
-    except (MappingError, KafkaUnavailable, ClientSetupError) as exc:
+    except (MappingError, ServiceUnavailable, ClientSetupError) as exc:
         print(f"demandmon worker: {exc}", file=sys.stderr)
         return 1
     logging.basicConfig(level=args.loglevel.upper())

@@ -1,7 +1,8 @@
 """Turn a batch of consumed Kafka messages into per-shard entries for the apply script.
 
 Pure: decoding, validation, source resolution and classification happen here, so the
-agent only moves bytes and the Lua script only sees clean, typed entries.
+agent only moves bytes and the Lua script only sees clean, typed entries, laid out as
+``demandmon.state.record`` defines them.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agents.classify import RcrpMapping
-from demandmon.settings import LIVE_SOURCE, valid_source
+from demandmon.state.record import EVENT, Entry, EventEntry, reject_entry
 from schemas import ContractError, IncidentEvent, decode_event
+from schemas.vocabulary import (
+    BAD_SOURCE,
+    LIVE_SOURCE,
+    MALFORMED_JSON,
+    SCHEMA_VIOLATION,
+    SOURCE_HEADER,
+    TOO_FAR_FUTURE,
+    UNKNOWN_SOURCE,
+    valid_source,
+)
 
-SOURCE_HEADER = "demandmon-source"
-# Messages whose source header is unusable are counted under this reserved name.
-UNKNOWN_SOURCE = "unknown"
-
-Entry = list[object]
-NOT_REGISTERED = ContractError("bad_source", "source is not registered")
+NOT_REGISTERED = ContractError(BAD_SOURCE, "source is not registered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +75,22 @@ def event_entry(offset: int, event: IncidentEvent, mapping: RcrpMapping) -> Entr
     cat_public, cat_partner = ("", "")
     if event.opening_code is not None:
         cat_public, cat_partner = mapping.categories(event.opening_code)
-    return [
-        offset,
-        1,
-        event.event_id,
-        event.incident_id,
-        event.type,
-        event.occurred_at_ms,
-        event.bcu or "",
-        cat_public,
-        cat_partner,
-        event.caller or "",
-        event.grade or "",
-        event.resource_id or "",
-        event.officers or 0,
-    ]
+    entry = EventEntry(
+        offset=offset,
+        is_event=EVENT,
+        event_id=event.event_id,
+        incident_id=event.incident_id,
+        type=event.type,
+        occurred_ms=event.occurred_at_ms,
+        bcu=event.bcu or "",
+        category_public=cat_public,
+        category_partner=cat_partner,
+        caller=event.caller or "",
+        grade=event.grade or "",
+        resource_id=event.resource_id or "",
+        officers=event.officers or 0,
+    )
+    return list(entry)
 
 
 def plan_batch(
@@ -104,12 +111,12 @@ def plan_batch(
     plan = Plan()
     latest_ms = now_ms + max_future_ms
     too_far = ContractError(
-        "too_far_future", f"occurred_at is more than {max_future_ms / 1000:g} s past the wall clock"
+        TOO_FAR_FUTURE, f"occurred_at is more than {max_future_ms / 1000:g} s past the wall clock"
     )
     for msg in messages:
         source = source_of(msg.headers)
         if source is None:
-            reject(plan, msg, UNKNOWN_SOURCE, ContractError("bad_source", "source header"))
+            reject(plan, msg, UNKNOWN_SOURCE, ContractError(BAD_SOURCE, "source header"))
             continue
         if source != LIVE_SOURCE and source not in registered:
             reject(plan, msg, UNKNOWN_SOURCE, NOT_REGISTERED)
@@ -120,7 +127,7 @@ def plan_batch(
             reject(plan, msg, source, exc)
             continue
         except Exception:  # belt and braces: one message never stops the batch
-            reject(plan, msg, source, ContractError("malformed_json", "could not be decoded"))
+            reject(plan, msg, source, ContractError(MALFORMED_JSON, "could not be decoded"))
             continue
         if event.occurred_at_ms > latest_ms:
             reject(plan, msg, source, too_far)
@@ -135,14 +142,14 @@ def checked_event(msg: Consumed, max_bytes: int) -> IncidentEvent:
     event = decode_event(msg.value or b"", max_bytes)
     if not msg.key:
         raise ContractError(
-            "schema_violation", "message has no key (the key must be the incident_id)"
+            SCHEMA_VIOLATION, "message has no key (the key must be the incident_id)"
         )
     if msg.key != event.incident_id.encode():
-        raise ContractError("schema_violation", "message key is not the incident_id")
+        raise ContractError(SCHEMA_VIOLATION, "message key is not the incident_id")
     return event
 
 
 def reject(plan: Plan, msg: Consumed, source: str, exc: ContractError) -> None:
     plan.rejections.append(Rejection(msg, source, exc.reason, exc.detail))
     # Counted through the same script, so the offset guard keeps the counter exact too.
-    plan.add(source, msg.partition, [msg.offset, 0, exc.reason])
+    plan.add(source, msg.partition, reject_entry(msg.offset, exc.reason))

@@ -1,4 +1,5 @@
-"""RCRP classification: opening code (and caller) to one of the force's five categories.
+"""RCRP classification: opening code (and caller) to one of the force's five categories
+(``schemas.vocabulary`` names them).
 
 The mapping is data (``rcrp_default.json``), replaceable with ``DEMANDMON_RCRP_MAPPING``.
 A code maps to a category, or to ``{"public": ..., "partner": ...}`` when the category
@@ -12,24 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-NOT_RCRP: Final = "not_rcrp"
-# Display order is the force's briefing order.
-RCRP_CATEGORIES: Final = (
-    "concern_for_safety",
-    "mental_health",
-    "vulnerable",
-    "collapse_illness_injury_trapped",
-    "welfare_check_partner",
-)
-CATEGORIES: Final = (*RCRP_CATEGORIES, NOT_RCRP)
-LABELS: Final = {
-    "concern_for_safety": "Concern for Safety",
-    "mental_health": "Mental Health",
-    "vulnerable": "Vulnerable",
-    "collapse_illness_injury_trapped": "Collapse/Illness/Inj/Trapped",
-    "welfare_check_partner": "Welfare Check Request (partners only)",
-    NOT_RCRP: "not an RCRP incident",
-}
+from schemas.vocabulary import CATEGORIES, NOT_RCRP, PUBLIC_CALLER
+
 DEFAULT_MAPPING: Final = Path(__file__).with_name("rcrp_default.json")
 
 
@@ -44,7 +29,7 @@ class RcrpMapping:
 
     def category(self, opening_code: str, caller: str) -> str:
         public, partner = self.categories(opening_code)
-        return public if caller == "public" else partner
+        return public if caller == PUBLIC_CALLER else partner
 
 
 class MappingError(ValueError):

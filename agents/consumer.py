@@ -24,14 +24,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from agents.applier import BatchApplier
 from agents.batch import Consumed
-from agents.incident_events import BatchApplier
 from agents.metrics import WorkerMetrics
 from demandmon.clients import kafka_security
 from demandmon.settings import Settings
+from demandmon.state.registry import REFRESH_EVERY_S
 
 log = logging.getLogger("demandmon.worker")
-CHECK_EVERY_S = 5.0  # how often Redis's positions are compared with what was applied
+# How often Redis's positions are compared with what was applied, and the registry read
+# again: `sources delete` counts on every worker doing so this often.
+CHECK_EVERY_S = REFRESH_EVERY_S
 COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
 REVOKE_WAIT_S = 10.0
 

@@ -14,7 +14,9 @@ import json
 import re
 
 from agents.batch import Rejection
-from schemas.contract import parse_json, valid_fields
+from schemas.contract import valid_fields
+from schemas.message import parse_json
+from schemas.vocabulary import OVERSIZED, SOURCE_HEADER
 
 # The most a worker accepts (Settings.max_message_bytes has this ceiling): anything larger
 # was refused as oversized and is never parsed again.
@@ -53,7 +55,7 @@ def deadletter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
     return [
         ("demandmon-reason", header_value(rejection.reason)),
         ("demandmon-detail", header_value(rejection.detail)),
-        ("demandmon-source", header_value(rejection.source)),
+        (SOURCE_HEADER, header_value(rejection.source)),
         ("demandmon-topic", header_value(msg.topic)),
         ("demandmon-partition", header_value(msg.partition)),
         ("demandmon-offset", header_value(msg.offset)),
@@ -69,6 +71,6 @@ def deadletter_key(rejection: Rejection) -> bytes:
 
 def deadletter_value(rejection: Rejection) -> bytes | None:
     # Oversized messages are not re-parsed: the size limit protects the worker too.
-    if rejection.reason == "oversized":
+    if rejection.reason == OVERSIZED:
         return None
     return contract_value(rejection.message.value)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from agents.batch import Consumed, Plan, source_of
+from demandmon.state.store import ApplyResult
+from schemas.vocabulary import APPLY_ERROR, LIVE_SOURCE
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -28,6 +34,26 @@ class WorkerMetrics:
     applied_offset: Gauge
     end_offset: Gauge
     registered_sources: Gauge
+
+    def count_batch(
+        self, messages: Sequence[Consumed], plan: Plan, result: ApplyResult, poisoned: int
+    ) -> None:
+        """A batch is applied: ``poisoned`` events of it failed the apply script."""
+        done = time.time()
+        self.messages.inc(len(messages))
+        self.batches.inc()
+        self.applied.inc(result.applied)
+        self.duplicates.inc(result.duplicate)
+        self.skipped.inc(result.skipped)
+        self.last_apply.set(done)
+        for rejection in plan.rejections:
+            self.deadlettered.labels(rejection.reason).inc()
+        for _ in range(poisoned):
+            self.deadlettered.labels(APPLY_ERROR).inc()
+        for msg in messages:
+            if msg.timestamp_ms is not None:
+                kind = "live" if source_of(msg.headers) == LIVE_SOURCE else "replay"
+                self.latency.labels(kind).observe(max(0.0, done - msg.timestamp_ms / 1000))
 
     def forget_partition(self, partition: int) -> None:
         """A revoked partition is another worker's to report."""

@@ -1,9 +1,10 @@
 """The worker's copy of the source registry, and when to read it again. Pure.
 
-The applier reads ``<prefix>:registry`` every time its periodic check runs (every 5 s),
-and sooner when a batch names a source it does not know, so that a replay registered a
-moment ago is accepted on its first message: at most one read per batch (one SMEMBERS),
-so a producer sending unregistered names costs little and never holds a batch up.
+The applier reads ``<prefix>:registry`` every time its periodic check runs (every
+``demandmon.state.registry.REFRESH_EVERY_S``, 5 s), and sooner when a batch names a
+source it does not know, so that a replay registered a moment ago is accepted on its
+first message: at most one read per batch (one SMEMBERS), so a producer sending
+unregistered names costs little and never holds a batch up.
 
 A message whose Kafka timestamp is well before the last read cannot belong to a source
 registered after it (`demandmon replay` registers before it sends), so such messages
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agents.batch import UNKNOWN_SOURCE, Consumed, source_of
-from demandmon.settings import LIVE_SOURCE
+from agents.batch import Consumed, source_of
+from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE
 
-REFRESH_EVERY_S = 5.0  # the periodic read (the applier's check() runs this often)
 CLOCK_SKEW_MS = 2000  # how far a producer's clock may be behind the worker's
 
 

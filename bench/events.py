@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Final
 
-from schemas import BCU_CODES, SCHEMA_ID
+from schemas import SCHEMA_ID
+from schemas.vocabulary import BCU_CODES
 from streams.generate.codes import OPENING_CODES
 
 EVENTS_PER_INCIDENT: Final = 6

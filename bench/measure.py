@@ -16,9 +16,10 @@ import redis
 from aiokafka import AIOKafkaConsumer
 from events import BenchEvents
 
-from agents.batch import SOURCE_HEADER
+from demandmon.settings import Settings
 from demandmon.state import keys
 from deploy.stack.procs import stop_child
+from schemas.vocabulary import SOURCE_HEADER
 from streams.replay.producer import make_producer
 
 SOURCE = "bench"
@@ -41,7 +42,7 @@ return n
 
 def produce(bootstrap: str, topic: str, events: BenchEvents) -> tuple[float, list[int]]:
     """Send every event (acks=all); returns (seconds, partition of each event)."""
-    producer = make_producer(bootstrap)
+    producer = make_producer(Settings(kafka_bootstrap=bootstrap))
     headers = [(SOURCE_HEADER, SOURCE.encode())]
     started = time.monotonic()
     try:

@@ -4,7 +4,7 @@ Feeds the same events, in the same batches (``batch_max`` in send order, split p
 through the worker's real functions: ``consumed`` (Faust event -> Consumed), ``plan_batch``
 (decode + validate + classify; decode also timed alone), ``script_args`` (the JSON encode
 of each shard's entries), ``StateStore.apply`` (one pipelined round trip running apply.lua;
-Redis's own script time read from INFO commandstats) and ``BatchApplier.apply`` with the
+Redis's own script time read from INFO commandstats) and ``BatchApplier.process`` with the
 store stubbed out (``plan_batch`` plus the metric updates). What the real worker spends
 beyond the sum is Faust, aiokafka and asyncio.
 """
@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -23,13 +24,24 @@ import redis.asyncio
 from events import BenchEvents
 from measure import SOURCE
 
-from agents.batch import SOURCE_HEADER, Consumed, Plan, plan_batch
+from agents.applier import BatchApplier
+from agents.batch import Consumed, Rejection, plan_batch
 from agents.classify import load_mapping
-from agents.incident_events import BatchApplier, consumed
+from agents.consumer import consumed
+from agents.deadletter_sender import DeadLetterSender
 from agents.metrics import WorkerMetrics
 from demandmon.settings import Settings
-from demandmon.state.store import ApplyResult, StateStore, StoreConfig, script_args
+from demandmon.state.record import Entry, entry_offset
+from demandmon.state.store import (
+    ApplyResult,
+    Shard,
+    ShardResult,
+    StateStore,
+    StoreConfig,
+    script_args,
+)
 from schemas import decode_event
+from schemas.vocabulary import SOURCE_HEADER
 
 PHASES = (
     "consumed() conversion",
@@ -37,7 +49,7 @@ PHASES = (
     "plan_batch (decode, validate, classify)",
     "JSON encode of shard batches",
     "StateStore.apply (Redis round trip)",
-    "BatchApplier.apply, Redis stubbed",
+    "BatchApplier.process, Redis stubbed",
 )
 
 
@@ -53,17 +65,41 @@ class PhaseTimes:
         return self.seconds[phase] / self.events * 1e6
 
 
-class _NoStore:
-    """Stands in for Redis, so BatchApplier.apply times plan_batch plus the metrics."""
+class _NoStore(StateStore):
+    """Stands in for Redis, so BatchApplier.process times plan_batch plus the metrics and
+    its own bookkeeping: every entry is applied, nothing else is written."""
 
-    async def apply(self, plan: Plan, now_ms: int) -> ApplyResult:
-        return ApplyResult(applied=plan.applied_candidates)
+    def __init__(self) -> None:  # no client: every method the applier calls is below
+        pass
+
+    async def registered_sources(self) -> frozenset[str]:
+        return frozenset({SOURCE})
+
+    async def apply(
+        self, shards: Mapping[Shard, list[Entry]], now_ms: int, expect: Mapping[Shard, int]
+    ) -> ApplyResult:
+        return ApplyResult(
+            {
+                shard: ShardResult(
+                    offset_after=max(entry_offset(e) for e in entries), applied=len(entries)
+                )
+                for shard, entries in shards.items()
+            }
+        )
+
+    async def save_positions(
+        self, positions: Mapping[int, tuple[int, Mapping[str, int]]], watermarks: Mapping[str, int]
+    ) -> None:
+        return None
 
 
-class _NoDeadletters:
+class _NoDeadletters(DeadLetterSender):
     """The bench events are all valid; a dead letter here would be a benchmark bug."""
 
-    async def send(self, **_: Any) -> None:
+    def __init__(self) -> None:  # no producer: nothing is ever sent
+        pass
+
+    async def send(self, rejections: Sequence[Rejection]) -> int:
         raise RuntimeError("unexpected dead letter")
 
 
@@ -72,18 +108,18 @@ async def _script_usec(client: redis.asyncio.Redis) -> int:
     return sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
 
 
-def _faust_like(topic: str, partition: int, offset: int, key: bytes, value: bytes) -> Any:
-    # Only the attributes consumed() reads; the timestamp is "now", as for a live message.
-    message = SimpleNamespace(
+def _record(topic: str, partition: int, offset: int, key: bytes, value: bytes) -> Any:
+    # Only the attributes consumed() reads of an aiokafka ConsumerRecord; the timestamp
+    # (ms) is "now", as for a live message.
+    return SimpleNamespace(
         topic=topic,
         partition=partition,
         offset=offset,
         key=key,
         value=value,
         headers=[(SOURCE_HEADER, SOURCE.encode())],
-        timestamp=time.time(),
+        timestamp=int(time.time() * 1000),
     )
-    return SimpleNamespace(message=message)
 
 
 def _batches(events: BenchEvents, partitions: list[int], size: int) -> list[list[Any]]:
@@ -93,7 +129,7 @@ def _batches(events: BenchEvents, partitions: list[int], size: int) -> list[list
         batch = []
         for i in range(lo, min(lo + size, len(events))):
             p = partitions[i]
-            batch.append(_faust_like("bench", p, offsets[p], events.keys[i], events.values[i]))
+            batch.append(_record("bench", p, offsets[p], events.keys[i], events.values[i]))
             offsets[p] += 1
         out.append(batch)
     return out
@@ -104,11 +140,10 @@ async def _pass(
 ) -> tuple[dict[str, float], float]:
     """One pass over every batch, phase by phase: (seconds per phase, script seconds)."""
     mapping = load_mapping()
-    stub: Any = _NoStore()
-    applier = BatchApplier(settings, stub, mapping, WorkerMetrics.create(), _NoDeadletters())
+    applier = BatchApplier(settings, _NoStore(), mapping, WorkerMetrics.create(), _NoDeadletters())
     # A fresh prefix per pass: the offset guard would skip a repeat on the same one.
     prefix = f"p{uuid.uuid4().hex[:8]}"
-    config = StoreConfig(prefix, settings.retention_s, settings.max_future_s)
+    config = StoreConfig(prefix, settings.retention_s)
     store = StateStore(client, config)
     limit = settings.max_message_bytes
     tick = time.perf_counter
@@ -127,13 +162,13 @@ async def _pass(
     secs[PHASES[2]] = tick() - t0
     t0 = tick()
     for plan in plans:
-        for (source, _), entries in plan.shards.items():
-            script_args(config, source, entries, 0)
+        for entries in plan.shards.values():
+            script_args(config, entries, 0)
     secs[PHASES[3]] = tick() - t0
     usec0 = await _script_usec(client)
     t0 = tick()
     for plan in plans:
-        await store.apply(plan, int(time.time() * 1000))
+        await store.apply(plan.shards, int(time.time() * 1000), {})
     secs[PHASES[4]] = tick() - t0
     script_s = (await _script_usec(client) - usec0) / 1e6
     t0 = tick()

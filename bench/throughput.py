@@ -38,10 +38,10 @@ from phases import measure_phases, phase_table
 from report import SizeResult, table, verdict
 from workerprof import summary
 
+from demandmon.kafka_topics import ensure_topics
 from demandmon.settings import Settings
 from deploy.stack import control
 from deploy.stack.procs import stop_child
-from streams.topics import ensure_topics
 
 STACK_NAME = "bench"
 

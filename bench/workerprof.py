@@ -26,10 +26,10 @@ GROUPS = (
 )
 # Our functions whose cumulative (running, not awaiting) time is worth seeing.
 HOT = (
-    ("agents/incident_events.py", "consumed"),
-    ("agents/incident_events.py", "apply"),
+    ("agents/consumer.py", "consumed"),
+    ("agents/applier.py", "process"),
     ("agents/batch.py", "plan_batch"),
-    ("schemas/contract.py", "decode_event"),
+    ("schemas/message.py", "decode_event"),
     ("schemas/contract.py", "validate_event"),
     ("agents/batch.py", "event_entry"),
     ("demandmon/state/store.py", "script_args"),

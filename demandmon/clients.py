@@ -8,12 +8,9 @@ the /metrics basic-auth check), and a urllib helper for reading them back (demo,
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import re
+import socket
 import ssl
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +37,19 @@ class ClientSetupError(ValueError):
     """A client cannot even be built (an unreadable CA file): one line, no secret."""
 
 
+class ServiceUnavailable(RuntimeError):
+    """A service cannot be used (not answering, a wrong password or certificate, a topic
+    missing): one line naming the service, never a secret."""
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    pass
+
+
+class RedisUnavailable(ServiceUnavailable):
+    pass
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why a service could not be used, as one line naming it, and whether waiting
@@ -47,9 +57,12 @@ class Failure:
 
     line: str
     retry: bool
+    # Nothing listens there: the port refused at once. Commands stop on it rather than
+    # wait (a wrong port or a stack that is not up), the worker included.
+    refused: bool = False
 
 
-def _ssl_context(ca_file: str) -> ssl.SSLContext:
+def client_ssl_context(ca_file: str) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as exc:
@@ -72,7 +85,7 @@ def kafka_security(settings: Settings) -> dict[str, Any]:
     protocol = settings.kafka_security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = _ssl_context(settings.kafka_ca_file)
+        options["ssl_context"] = client_ssl_context(settings.kafka_ca_file)
     if protocol.startswith("SASL"):
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"] = settings.kafka_username
@@ -180,7 +193,36 @@ def kafka_failure(settings: Settings, exc: BaseException) -> Failure:
     if problem is None:
         problem = f"not answering ({type(exc).__name__})"
     retry = problem in (REFUSED, RESET) or problem.startswith("not answering")
-    return Failure(f"{where}: {problem}", retry=retry)
+    return _unreached(settings, where, problem, "DEMANDMON_KAFKA_BOOTSTRAP", retry)
+
+
+def kafka_refused(settings: Settings) -> Failure | None:
+    """A Failure when every bootstrap broker refuses a TCP connection (nothing listens
+    there), else None. kafka-python would retry a refused broker until its bootstrap
+    timeout and say only that it timed out; this takes milliseconds."""
+    brokers = [_first_broker(b) for b in settings.kafka_bootstrap.split(",")]
+    for broker in brokers:
+        if broker is None:
+            return None
+        try:
+            socket.create_connection(broker, timeout=PROBE_TIMEOUT_S).close()
+        except ConnectionRefusedError:
+            continue
+        except OSError:
+            return None  # not a refusal: let the client find out what it is
+        return None
+    where = kafka_where(settings)
+    return _unreached(settings, where, REFUSED, "DEMANDMON_KAFKA_BOOTSTRAP", retry=True)
+
+
+def _unreached(settings: Settings, where: str, problem: str, variable: str, retry: bool) -> Failure:
+    """The Failure for ``problem`` at ``where``; when the service was not reached and the
+    address is a default because no stack settings were found, the line says so."""
+    line = f"{where}: {problem}"
+    if problem == REFUSED or problem.startswith("not answering"):
+        note = settings.unreached_note(variable)
+        line += f"; {note}" if note else ""
+    return Failure(line, retry=retry, refused=problem == REFUSED)
 
 
 # -- Redis -----------------------------------------------------------------------------
@@ -214,11 +256,12 @@ def redis_failure(settings: Settings, exc: BaseException) -> Failure:
     problem = _socket_problem(exc)
     if problem is None and "certificate verify failed" in str(exc):
         problem = TLS_VERIFY_FAILED
-    if problem is not None:
-        return Failure(f"{where}: {problem}", retry=problem in (REFUSED, RESET))
-    if isinstance(exc, redis.TimeoutError):
-        return Failure(f"{where}: not answering (timed out)", retry=True)
-    return Failure(f"{where}: not answering ({type(exc).__name__})", retry=True)
+    if problem is None:
+        problem = "not answering " + (
+            "(timed out)" if isinstance(exc, redis.TimeoutError) else f"({type(exc).__name__})"
+        )
+    retry = problem in (REFUSED, RESET) or problem.startswith("not answering")
+    return _unreached(settings, where, problem, "DEMANDMON_REDIS_URL", retry)
 
 
 def _redis_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
@@ -242,96 +285,3 @@ def redis_client(settings: Settings, timeout_s: float = 10.0) -> redis.Redis:
 
 def redis_async_client(settings: Settings, timeout_s: float = 30.0) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(settings.redis_url, **_redis_options(settings, timeout_s))
-
-
-# -- the worker's and exporter's web servers ---------------------------------------------
-
-
-def web_tls(settings: Settings) -> bool:
-    """Whether the worker and exporter serve HTTPS (both certificate and key are set)."""
-    return bool(settings.web_tls_cert_file and settings.web_tls_key_file)
-
-
-def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The HTTPS context of the worker's and exporter's web servers (TLS 1.2 or later),
-    or None for plain HTTP."""
-    if not web_tls(settings):
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(settings.web_tls_cert_file, settings.web_tls_key_file)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "unreadable"
-        raise ClientSetupError(
-            f"cannot load the web certificate {settings.web_tls_cert_file} ({reason})"
-        ) from None
-    return context
-
-
-def basic_auth_ok(header: str | None, username: str, password: str) -> bool:
-    """Whether an Authorization header carries these credentials (constant time)."""
-    scheme, _, encoded = (header or "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        given = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    expected = f"{username}:{password}".encode()
-    return hmac.compare_digest(given, expected)
-
-
-def metrics_auth_ok(settings: Settings, header: str | None) -> bool:
-    """/metrics is open when no metrics user is set, else needs its basic auth."""
-    if not settings.metrics_username:
-        return True
-    password = settings.metrics_password.get_secret_value()
-    return basic_auth_ok(header, settings.metrics_username, password)
-
-
-# -- reading them back (demo, tests) ------------------------------------------------------
-
-
-def http_get(
-    url: str, *, ca_file: str = "", username: str = "", password: str = "", timeout_s: float = 10
-) -> bytes:
-    """GET a URL, trusting ``ca_file`` for HTTPS and sending basic auth when a username is
-    given; never through a proxy from the environment. Raises OSError (urllib's errors)."""
-    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
-    if url.startswith("https://"):
-        handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(ca_file)))
-    request = urllib.request.Request(url)
-    if username:
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
-        body: bytes = response.read()
-    return body
-
-
-def web_scheme(settings: Settings) -> str:
-    return "https" if web_tls(settings) else "http"
-
-
-def metrics_get(settings: Settings, url: str, timeout_s: float = 10) -> bytes:
-    """GET the worker's or exporter's /metrics (or /healthz) with the settings' metrics
-    credentials and the stack's CA (``DEMANDMON_PROMETHEUS_CA_FILE`` signs them all)."""
-    return http_get(
-        url,
-        ca_file=settings.prometheus_ca_file,
-        username=settings.metrics_username,
-        password=settings.metrics_password.get_secret_value(),
-        timeout_s=timeout_s,
-    )
-
-
-def prometheus_get(settings: Settings, url: str, timeout_s: float = 10) -> bytes:
-    """GET from Prometheus or Alertmanager with the settings' credentials and CA."""
-    return http_get(
-        url,
-        ca_file=settings.prometheus_ca_file,
-        username=settings.prometheus_username,
-        password=settings.prometheus_password.get_secret_value(),
-        timeout_s=timeout_s,
-    )

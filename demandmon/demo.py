@@ -11,19 +11,21 @@ import sys
 import time
 from pathlib import Path
 
-from demandmon.cliargs import CommandParser
-from demandmon.clients import ClientSetupError, metrics_get, web_scheme
+from demandmon.arguments import CommandParser
+from demandmon.clients import ClientSetupError
 from demandmon.settings import Settings, settings_or_exit
+from demandmon.web import metrics_get, web_scheme
 from deploy.stack import control
 from deploy.stack.layout import StackLayout
 from deploy.stack.procs import StackError, alive, spawn, stop
+from schemas.vocabulary import LIVE_SOURCE, NOT_RCRP
 
 STACK_DIR = Path(".stack")
 STACK_NAME = "default"
 SEED = "20231101"
 STREAMS = [
     # (profile, source, extra replay flags)
-    ("sample", "live", ["--rebase", "now"]),
+    ("sample", LIVE_SOURCE, ["--rebase", "now"]),
     ("met-nov-2022", "nov-2022", []),
     ("met-nov-2023", "nov-2023", []),
 ]
@@ -70,7 +72,7 @@ def _start_services(layout: StackLayout, env: dict[str, str], settings: Settings
         except OSError:
             if time.monotonic() > deadline:
                 log = layout.log("exporter")
-                raise StackError(f"exporter did not answer (log: {log})") from None
+                raise StackError(f"exporter did not answer at {url} (log: {log})") from None
             time.sleep(0.5)
 
 
@@ -91,9 +93,9 @@ def _live_summary(env: dict[str, str], settings: Settings) -> str:
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.labels.get("source") != "live" or s.labels.get("window", "24h") != "24h":
+            if s.labels.get("source") != LIVE_SOURCE or s.labels.get("window", "24h") != "24h":
                 continue
-            if s.labels.get("category") == "not_rcrp":
+            if s.labels.get("category") == NOT_RCRP:
                 continue
             totals[s.name] = totals.get(s.name, 0.0) + s.value
     inc = totals.get("demand_rcrp_incidents", 0)

@@ -9,14 +9,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
-LIVE_SOURCE = "live"
 # Who a command acts as. A secure stack gives each role its own Kafka and Redis user
 # (.stack/<name>/roles/<role>.env); see README "Running it securely".
 Role = Literal["worker", "replay", "exporter", "reader", "admin"]
+# The variable naming the stack folder whose endpoints.env (and roles/) commands read.
+STACK_DIR_VARIABLE = "DEMANDMON_STACK_DIR"
+DEFAULT_STACK = "default"
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# One broker of DEMANDMON_KAFKA_BOOTSTRAP: host:port, an IPv6 host in brackets.
+BROKER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 # secret field -> the field naming a file that holds it (DEMANDMON_<SECRET>_FILE)
 SECRET_FILES = {
     "kafka_password": "kafka_password_file",
@@ -35,10 +46,9 @@ class Settings(BaseSettings):
     corresponding variables are not set.
     """
 
-    # The default local stack writes its chosen endpoints here; real variables win.
-    model_config = SettingsConfigDict(
-        env_prefix="DEMANDMON_", extra="ignore", env_file=".stack/default/endpoints.env"
-    )
+    # The stack's endpoints.env is passed in by get_settings (found from any folder, see
+    # stack_dir); real variables win. Settings() alone reads the environment only.
+    model_config = SettingsConfigDict(env_prefix="DEMANDMON_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -112,6 +122,29 @@ class Settings(BaseSettings):
     # Sources: live plus the replay sources registered, at most this many in all.
     max_sources: int = Field(default=20, ge=1, le=1000)
 
+    # Set by get_settings when no stack's endpoints.env was found: the note an error about
+    # a service that cannot be reached ends with (see unreached_note).
+    _no_stack_note: str = PrivateAttr(default="")
+
+    def unreached_note(self, variable: str) -> str:
+        """What to add to "cannot reach this service" when the address may simply be the
+        default because no stack settings were found: "" when they were, or when the
+        service's own variable (e.g. DEMANDMON_REDIS_URL) is set in the environment."""
+        if not self._no_stack_note or variable in os.environ:
+            return ""
+        return self._no_stack_note
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        brokers = [b.strip() for b in value.split(",")]
+        for broker in brokers:
+            match = BROKER.fullmatch(broker)
+            if match is None or not 1 <= int(match.group(2)) <= 65535:
+                what = "is empty" if not value.strip() else f"has {broker!r}"
+                raise ValueError(f"{what}; expected host:port, or several separated by commas")
+        return ",".join(brokers)
+
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
         for secret, file_field in SECRET_FILES.items():
@@ -142,20 +175,93 @@ class Settings(BaseSettings):
         return value
 
 
-def valid_source(name: str) -> bool:
-    """A source name is safe as a label value and inside a Redis hash tag."""
-    return bool(SOURCE_NAME.fullmatch(name))
+class StackNotFound(LookupError):
+    """``--stack NAME`` names no stack that has endpoints."""
 
 
-def stack_dir() -> Path:
-    """The local stack whose endpoints commands use when no variable says otherwise."""
-    return Path(os.environ.get("DEMANDMON_STACK_DIR", ".stack/default"))
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from (an editable install), if it is one."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
 
 
-def env_files(role: Role | None) -> tuple[Path, ...]:
+def stack_candidates(name: str, start: Path, checkout: Path | None) -> list[Path]:
+    """Where stack ``name`` is looked for: ``.stack/<name>`` in ``start`` and each of its
+    parents, then in the checkout demandmon runs from."""
+    places = [folder / ".stack" / name for folder in (start, *start.parents)]
+    if checkout is not None and checkout / ".stack" / name not in places:
+        places.append(checkout / ".stack" / name)
+    return places
+
+
+def looked_in(name: str, start: Path, checkout: Path | None) -> str:
+    """The places ``stack_candidates`` tries, in a few words."""
+    text = f".stack/{name} in {start} and its parents"
+    if checkout is not None and checkout not in (start, *start.parents):
+        text += f", and in {checkout}"
+    return text
+
+
+def find_stack(
+    name: str = DEFAULT_STACK, start: Path | None = None, checkout: Path | None = None
+) -> Path | None:
+    """The first candidate folder of stack ``name`` that holds an endpoints.env, or None.
+    ``start`` defaults to the current folder, ``checkout`` to checkout_root()."""
+    start = Path.cwd() if start is None else start
+    checkout = checkout_root() if checkout is None else checkout
+    for place in stack_candidates(name, start, checkout):
+        if (place / "endpoints.env").is_file():
+            return place
+    return None
+
+
+def find_named_stack(name: str) -> Path:
+    """The folder ``demandmon --stack NAME`` means: a folder path as given, else stack
+    NAME found like the default one. Raises StackNotFound with one line."""
+    if "/" in name or name in (".", ".."):
+        folder = Path(name).resolve()
+        if not (folder / "endpoints.env").is_file():
+            raise StackNotFound(f"no stack settings in {folder} (no endpoints.env there)")
+        return folder
+    if not STACK_NAME.fullmatch(name):
+        raise StackNotFound(f"--stack: '{name}' is not a stack name")
+    found = find_stack(name)
+    if found is None:
+        where = looked_in(name, Path.cwd(), checkout_root())
+        raise StackNotFound(
+            f"no stack '{name}' (looked for {where}); `demandmon stack up --name {name}` starts one"
+        )
+    return found.resolve()
+
+
+def stack_dir() -> Path | None:
+    """The local stack whose endpoints commands use: DEMANDMON_STACK_DIR when set (also
+    by `demandmon --stack NAME`), else .stack/default found from the current folder
+    upwards or in the checkout demandmon runs from; None when there is none."""
+    given = os.environ.get(STACK_DIR_VARIABLE)
+    if given:
+        return Path(given)
+    return find_stack()
+
+
+def no_stack_note(base: Path | None) -> str:
+    """Why no stack settings were read, and what to do, or "" when they were."""
+    if base is not None and (base / "endpoints.env").is_file():
+        return ""
+    if base is None:
+        where = f"looked in {looked_in(DEFAULT_STACK, Path.cwd(), checkout_root())}"
+    else:
+        where = f"{STACK_DIR_VARIABLE}={base} has no endpoints.env"
+    return (
+        f"no stack settings found ({where}); run `demandmon stack up` or set {STACK_DIR_VARIABLE}"
+    )
+
+
+def env_files(role: Role | None, base: Path | None = None) -> tuple[Path, ...]:
     """The stack's endpoints, then the role's credentials (a secure stack writes one file
     per role); environment variables win over both."""
-    base = stack_dir()
+    if base is None:
+        return ()
     files = [base / "endpoints.env"]
     if role is not None:
         files.append(base / "roles" / f"{role}.env")
@@ -164,7 +270,10 @@ def env_files(role: Role | None) -> tuple[Path, ...]:
 
 @lru_cache(maxsize=8)
 def get_settings(role: Role | None = None) -> Settings:
-    return Settings(_env_file=env_files(role))  # type: ignore[call-arg]
+    base = stack_dir()
+    settings = Settings(_env_file=env_files(role, base))  # type: ignore[call-arg]
+    settings._no_stack_note = no_stack_note(base)
+    return settings
 
 
 def settings_or_exit(prog: str, role: Role | None = None) -> Settings:
@@ -174,7 +283,8 @@ def settings_or_exit(prog: str, role: Role | None = None) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["loc"]:
-            message = f"DEMANDMON_{str(first['loc'][0]).upper()}: {first['msg']}"
+            reason = str(first["msg"]).removeprefix("Value error, ")
+            message = f"DEMANDMON_{str(first['loc'][0]).upper()}: {reason}"
         else:  # a check across fields, or a secret file: the message names the variable
             message = str(first["msg"]).removeprefix("Value error, ")
         print(f"{prog}: {message}", file=sys.stderr)

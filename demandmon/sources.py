@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 
 import redis
 
-from agents.registry import REFRESH_EVERY_S
-from demandmon.cliargs import CommandParser
-from demandmon.clients import redis_client, redis_where
-from demandmon.settings import LIVE_SOURCE, Settings, settings_or_exit, valid_source
+from demandmon.arguments import CommandParser
+from demandmon.clients import redis_client, redis_failure
+from demandmon.settings import Settings, settings_or_exit
 from demandmon.state import keys
 from demandmon.state.registry import (
-    REJECTIONS_SOURCE,
+    REFRESH_EVERY_S,
     Removed,
     SourceInfo,
     delete_state,
@@ -31,6 +30,7 @@ from demandmon.state.registry import (
     list_sources,
     registered,
 )
+from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE, valid_source
 
 PROG = "demandmon sources"
 # Workers read the registry every 5 s: after this long none applies a deleted source's
@@ -167,7 +167,7 @@ def _delete(settings: Settings, client: redis.Redis, name: str, wait_s: float) -
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.action == "delete":
-        if args.name in (LIVE_SOURCE, REJECTIONS_SOURCE):
+        if args.name in (LIVE_SOURCE, UNKNOWN_SOURCE):
             why = "is always a source" if args.name == LIVE_SOURCE else "counts rejected messages"
             print(f"{PROG}: '{args.name}' {why} and cannot be deleted", file=sys.stderr)
             return 2
@@ -184,5 +184,5 @@ def main(argv: list[str]) -> int:
             return _delete(settings, client, args.name, args.wait)
         return _list(settings, client, args.format)
     except redis.RedisError as exc:
-        print(f"{PROG}: {redis_where(settings)}: {type(exc).__name__}", file=sys.stderr)
+        print(f"{PROG}: {redis_failure(settings, exc).line}", file=sys.stderr)
         return 1

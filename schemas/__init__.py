@@ -1,23 +1,18 @@
-"""The versioned incident event contract: JSON Schema file plus the Python model."""
+"""The versioned incident event contract (JSON Schema file, the Python model, the message
+rules) and the domain's vocabulary (``schemas.vocabulary``)."""
 
 from schemas.contract import (
-    BCU_CODES,
-    CALLERS,
     EVENT_TYPES,
-    GRADES,
     PLACES,
     SCHEMA_ID,
     ContractError,
     IncidentEvent,
-    decode_event,
     validate_event,
 )
+from schemas.message import decode_event
 
 __all__ = [
-    "BCU_CODES",
-    "CALLERS",
     "EVENT_TYPES",
-    "GRADES",
     "PLACES",
     "SCHEMA_ID",
     "ContractError",

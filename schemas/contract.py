@@ -1,39 +1,23 @@
-"""Incident event contract v1: decode and validate one CAD event.
+"""Incident event contract v1: validate one decoded CAD event.
 
 Hand-written rather than generated from the JSON Schema because the worker needs a short,
 personal-data-free rejection reason for every failure, and speed on the hot path. A unit
-test checks that this model and ``incident-event-v1.schema.json`` agree.
-
-Some rules are about the message rather than the event, and JSON Schema cannot express
-them (it sees an already-parsed value): the text must be UTF-8 JSON without NaN/Infinity
-or lone surrogate escapes, nest at most ``MAX_DEPTH`` levels, hold no number that no field
-can take (an integer of more than ``MAX_INT_DIGITS`` digits, a float that overflows) and
-never repeat a name inside an object. ``parse_json`` enforces them without recursing in
-Python and raises nothing but ContractError, whatever the bytes.
+test checks that this model and ``incident-event-v1.schema.json`` agree. The rules about
+the message itself (bytes to JSON) are in ``schemas.message``; its ``decode_event`` takes
+bytes off the wire to a valid event.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import accumulate
 from typing import Any, Final
 
-SCHEMA_ID: Final = "cad.incident-event/1"
-MAX_MESSAGE_BYTES: Final = 64 * 1024
-# The contract's fields are scalars in one object (level 1); unknown fields, which are
-# ignored, may nest a little. Deeper is refused before parsing.
-MAX_DEPTH: Final = 5
-# No field takes more (officers is 1-10); int() of a long digit string is slow or raises.
-MAX_INT_DIGITS: Final = 20
+from schemas.vocabulary import BCU_CODES, CALLERS, GRADES, SCHEMA_VIOLATION
 
-BCU_CODES: Final = ("AW", "AS", "CE", "CN", "EA", "NA", "NE", "NW", "SE", "SN", "SW", "WA")
-GRADES: Final = ("I", "S", "E", "R")
-CALLERS: Final = ("public", "partner_health", "partner_social_care", "partner_other")
+SCHEMA_ID: Final = "cad.incident-event/1"
 PLACES: Final = ("ED", "HBPOS", "police_station")
 EVENT_TYPES: Final = (
     "created",
@@ -99,7 +83,7 @@ class IncidentEvent:
 
 
 def _schema_error(detail: str) -> ContractError:
-    return ContractError("schema_violation", detail)
+    return ContractError(SCHEMA_VIOLATION, detail)
 
 
 def _string(
@@ -245,109 +229,3 @@ def valid_fields(doc: Mapping[str, object]) -> dict[str, object]:
     return {
         name: doc[name] for name, valid in FIELD_RULES.items() if name in doc and valid(doc[name])
     }
-
-
-class _Refused(Exception):
-    """Raised from inside the JSON parser's hooks: the message breaks a message rule."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-_NOT_JSON: Final = "message is not valid UTF-8 JSON"
-_NUMBER: Final = "holds a number no field can take"
-
-
-def _parse_int(text: str) -> int:
-    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
-        raise _Refused(_NUMBER)
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)  # linear even for very long text; overflow gives inf
-    if math.isinf(value):
-        raise _Refused(_NUMBER)
-    return value
-
-
-def _parse_constant(_: str) -> object:
-    raise _Refused("holds NaN or Infinity, which JSON does not have")
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise _Refused("repeats a name inside an object")
-    return doc
-
-
-_DECODER: Final = json.JSONDecoder(
-    object_pairs_hook=_object,
-    parse_int=_parse_int,
-    parse_float=_parse_float,
-    parse_constant=_parse_constant,
-)
-# A string, from its opening quote to its closing one or, unterminated, to the end: every
-# quote starts a match, so removing them all is linear whatever the input.
-_STRINGS: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_BRACKETS: Final = b"[]{}"
-_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in _BRACKETS)
-_STEPS: Final = bytes.maketrans(_BRACKETS, b"\x01\xff\x01\xff")  # +1 / -1 as signed bytes
-_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _too_deep(raw: bytes) -> bool:
-    """Whether ``raw`` nests deeper than MAX_DEPTH; never recurses, linear in C."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
-        return False  # the common case: too few brackets to nest that deep at all
-    # Outside strings, the running sum of opens (+1) and closes (-1) is the depth. Up to
-    # where a JSON parser would stop on an error it is exactly the parser's depth, so no
-    # level the parser could enter is missed; past that point it may only overcount.
-    steps = _STRINGS.sub(b"", raw).translate(_STEPS, _NOT_BRACKETS)
-    return max(accumulate(memoryview(steps).cast("b")), default=0) > MAX_DEPTH
-
-
-def _has_lone_surrogate(raw: bytes, doc: object) -> bool:
-    if b"\\u" not in raw or not _SURROGATE_ESCAPE.search(raw):
-        return False
-    try:
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def parse_json(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
-    """Bytes to a JSON value under the message rules, or a ContractError (``oversized`` or
-    ``malformed_json``); never any other exception, whatever the bytes."""
-    if len(raw) > max_bytes:
-        raise ContractError("oversized", f"message is over {max_bytes} bytes")
-    try:
-        # Decoded here, not by json.loads, which would also accept UTF-16 and UTF-32.
-        text = raw.decode("utf-8")
-        if _too_deep(raw):
-            raise _Refused(f"nests deeper than {MAX_DEPTH} levels")
-        doc = _DECODER.decode(text)
-        if _has_lone_surrogate(raw, doc):
-            raise _Refused("holds a lone surrogate escape, which is not valid text")
-    except _Refused as exc:
-        raise ContractError("malformed_json", exc.detail) from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ContractError("malformed_json", _NOT_JSON) from None
-    except Exception:  # belt and braces: no message may knock the worker over
-        raise ContractError("malformed_json", "could not be parsed") from None
-    return doc
-
-
-def decode_event(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> IncidentEvent:
-    """Bytes off the wire to a valid event, or a ContractError naming the reason; never any
-    other exception."""
-    doc = parse_json(raw, max_bytes)
-    try:
-        return validate_event(doc)
-    except ContractError:
-        raise
-    except Exception:  # belt and braces, as in parse_json
-        raise ContractError("schema_violation", "event could not be validated") from None

@@ -184,6 +184,8 @@ def pipeline(stack: Stack, tmp_path: Path) -> Iterator[Pipeline]:
     env = {
         **os.environ,
         **stack.env,
+        # The test stack's own folder: no stack of the checkout (.stack/default) leaks in.
+        "DEMANDMON_STACK_DIR": str(stack.layout.dir),
         "DEMANDMON_EVENTS_TOPIC": topic,
         "DEMANDMON_DEADLETTER_TOPIC": f"{topic}.deadletter",
         "DEMANDMON_CONSUMER_GROUP": f"test-{run_id}",

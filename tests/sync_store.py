@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from agents.batch import Entry, Plan
+from agents.batch import Plan
 from demandmon.state import keys
+from demandmon.state.record import Entry
 from demandmon.state.store import APPLY_LUA, ShardResult, StoreConfig, script_args
 
 

@@ -130,7 +130,9 @@ def igrade_oldest_open(th: Thresholds) -> Rule:
     def limit(t: OldestOpenIGrade) -> str:
         text = duration(t.max_age_seconds)
         if t.require_unattended:
-            text += ") and at least one is still unattended past the 15-minute target"
+            text += (
+                f") and at least one is still unattended past the {n.I_TARGET_MIN}-minute target"
+            )
         else:
             text += ")"
         return text
@@ -165,7 +167,7 @@ def igrade_attended(th: Thresholds) -> Rule:
 
     before = (
         "{{ $value | humanizePercentage }} of I-grade incidents created in the last 24h "
-        "were attended within 15 minutes, below the floor of "
+        f"were attended within {n.I_TARGET_MIN} minutes, below the floor of "
     )
     return per_bcu_rule(
         th,
@@ -196,8 +198,8 @@ def s136_handover(th: Thresholds) -> Rule:
         return str(t.max_in_last_hour)
 
     before = (
-        "{{ $value }} s136 handover(s) recorded in the last hour waited over 60 minutes "
-        "at the place of safety (allowed: "
+        "{{ $value }} s136 handover(s) recorded in the last hour waited over "
+        f"{n.S136_TARGET_MIN} minutes at the place of safety (allowed: "
     )
     return per_bcu_rule(
         th,
@@ -205,7 +207,7 @@ def s136_handover(th: Thresholds) -> Rule:
         th.alerts.s136_handover_over_60_minutes,
         lambda b: b.s136_handover_over_60_minutes,
         expr,
-        "s136 handover over 60 minutes in {{ $labels.bcu }}",
+        f"s136 handover over {n.S136_TARGET_MIN} minutes in " + "{{ $labels.bcu }}",
         (before, limit, ")."),
     )
 

@@ -1,42 +1,29 @@
-"""Names shared by the rule, Alertmanager and dashboard generators.
+"""Prometheus names shared by the rule, Alertmanager and dashboard generators: scrape
+jobs, recording rules, alerts, and the RCRP category matcher.
 
 Kept in one place so an alert renamed here is renamed in its runbook link, its
-inhibit rules and the dashboards at once; tests check the runbook follows.
+inhibit rules and the dashboards at once; tests check the runbook follows. BCUs and
+categories themselves are the vocabulary's (``schemas.vocabulary``).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
-# The 12 Basic Command Units, in the order the force lists them.
-BCU_NAMES: Final[dict[str, str]] = {
-    "AW": "Central West",
-    "AS": "Central South",
-    "CE": "Central East",
-    "CN": "Central North",
-    "EA": "East",
-    "NA": "North",
-    "NE": "North East",
-    "NW": "North West",
-    "SE": "South East",
-    "SN": "South",
-    "SW": "South West",
-    "WA": "West",
-}
-BCU_CODES: Final[tuple[str, ...]] = tuple(BCU_NAMES)
-Bcu = Literal["AW", "AS", "CE", "CN", "EA", "NA", "NE", "NW", "SE", "SN", "SW", "WA"]
+from schemas.vocabulary import (
+    ATTENDANCE_TARGET_S,
+    I_GRADE,
+    RCRP_CATEGORIES,
+    S136_HANDOVER_TARGET_S,
+)
 
-# The five categories the force reports as RCRP; `not_rcrp` is deliberately absent so
-# no rate or total built from this list can ever include it.
-RCRP_CATEGORY_NAMES: Final[dict[str, str]] = {
-    "concern_for_safety": "Concern for Safety",
-    "mental_health": "Mental Health",
-    "vulnerable": "Vulnerable",
-    "collapse_illness_injury_trapped": "Collapse/Illness/Inj/Trapped",
-    "welfare_check_partner": "Welfare Check Request (partners only)",
-}
-RCRP_CATEGORIES: Final[tuple[str, ...]] = tuple(RCRP_CATEGORY_NAMES)
+# Only the five RCRP categories (`not_rcrp` is deliberately absent from the vocabulary's
+# RCRP_CATEGORIES), so no rate or total built from this matcher can ever include it.
 RCRP_CATEGORY_MATCHER: Final[str] = 'category=~"' + "|".join(RCRP_CATEGORIES) + '"'
+
+# The vocabulary's targets, in minutes, as alert and panel texts say them.
+I_TARGET_MIN: Final[int] = ATTENDANCE_TARGET_S[I_GRADE] // 60
+S136_TARGET_MIN: Final[int] = S136_HANDOVER_TARGET_S // 60
 
 # Prometheus scrape jobs, as deploy/stack and docker-compose name them.
 JOB_WORKER: Final[str] = "demandmon-worker"
@@ -71,7 +58,3 @@ ALERT_EXPORTER_DOWN: Final[str] = "DemandmonExporterDown"
 ALERT_PARTITION_STALLED: Final[str] = "DemandmonPartitionStalled"
 ALERT_DEAD_LETTER_LOST: Final[str] = "DemandmonDeadLetterLost"
 ALERT_REDIS_ROLLED_BACK: Final[str] = "DemandmonRedisRolledBack"
-
-# Datasource every panel and target uses; grafana/provisioning pins the same uid.
-DATASOURCE_UID: Final[str] = "demandmon-prometheus"
-DATASOURCE_TYPE: Final[str] = "prometheus"

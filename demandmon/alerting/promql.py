@@ -6,8 +6,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from demandmon.alerting.names import BCU_CODES
 from demandmon.alerting.thresholds import BcuThresholds, Thresholds
+from schemas.vocabulary import BCU_CODES
 
 T = TypeVar("T", bound=Hashable)
 

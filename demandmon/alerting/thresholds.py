@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from demandmon.alerting.names import BCU_CODES, Bcu
+from schemas.vocabulary import BCU_CODES, Bcu
 
+# The one thresholds file, relative to the repository root.
+THRESHOLDS_FILE = "deploy/thresholds.yaml"
 # Prometheus duration syntax, e.g. 30s, 5m, 1h30m (promtool rejects anything else).
 _DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 # Lookarounds and backreferences compile in Python but not in Prometheus' RE2.

@@ -17,6 +17,9 @@ from demandmon.dashboards.common import (
     stat_panel,
     trend_panel,
 )
+from schemas.vocabulary import BCU_CODES
+
+FIRST_BCU = BCU_CODES[0]  # the BCU the dashboard opens on
 
 UID = "demandmon-bcu-detail"
 FILE = "grafana/dashboards/bcu-detail.json"
@@ -29,9 +32,9 @@ def bcu_variable() -> db.CustomVariable:
     return (
         db.CustomVariable("bcu")
         .label("BCU")
-        .values(",".join(n.BCU_CODES))
-        .current(dm.VariableOption(text="AW", value="AW", selected=True))
-        .options([dm.VariableOption(text=c, value=c, selected=c == "AW") for c in n.BCU_CODES])
+        .values(",".join(BCU_CODES))
+        .current(dm.VariableOption(text=FIRST_BCU, value=FIRST_BCU, selected=True))
+        .options([dm.VariableOption(text=c, value=c, selected=c == FIRST_BCU) for c in BCU_CODES])
     )
 
 
@@ -44,7 +47,7 @@ def _last_24h() -> list[PanelBuilder]:
         ),
         stat_panel("I-grade incidents", f'{n.BCU_GRADED}{{{SEL},grade="I"}}'),
         stat_panel(
-            "I-grade attended within 15 min",
+            f"I-grade attended within {n.I_TARGET_MIN} min",
             f'{n.BCU_ATTENDED_RATIO}{{{SEL},grade="I"}}',
             unit="percentunit",
             decimals=1,
@@ -61,7 +64,7 @@ def _now() -> list[PanelBuilder]:
     return [
         stat_panel("Open I-grade", f'sum(demand_open_incidents{{{SEL},grade="I"}})'),
         stat_panel(
-            "Open I-grade unattended past 15 min",
+            f"Open I-grade unattended past {n.I_TARGET_MIN} min",
             f'sum(demand_open_incidents_past_target{{{SEL},grade="I"}})',
         ),
         stat_panel(
@@ -71,7 +74,7 @@ def _now() -> list[PanelBuilder]:
         ),
         stat_panel("s136 in custody", f"sum(demand_s136_in_custody{{{SEL}}})"),
         stat_panel(
-            "s136 handovers over 60 min, 24h",
+            f"s136 handovers over {n.S136_TARGET_MIN} min, 24h",
             f'sum(demand_s136_handovers_over_60_minutes{{{SEL},window="24h"}})',
         ),
         stat_panel("s136 mean handover wait, 24h", wait, unit="s"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
@@ -22,8 +22,9 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-from demandmon.alerting.names import DATASOURCE_TYPE, DATASOURCE_UID
-
+# Datasource every panel and target uses; grafana/provisioning pins the same uid.
+DATASOURCE_UID: Final[str] = "demandmon-prometheus"
+DATASOURCE_TYPE: Final[str] = "prometheus"
 DATASOURCE = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
 SOURCE_VALUES = "label_values(demand_stream_watermark_timestamp_seconds, source)"
 REF_IDS = "ABCDEFGHIJ"

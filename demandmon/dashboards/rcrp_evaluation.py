@@ -21,6 +21,7 @@ from demandmon.dashboards.common import (
     stat_panel,
     table_query,
 )
+from schemas.vocabulary import RCRP_LABELS
 
 UID = "demandmon-rcrp-evaluation"
 FILE = "grafana/dashboards/rcrp-evaluation.json"
@@ -50,7 +51,7 @@ def category_queries() -> dict[str, str]:
 def _category_table() -> table.Panel:
     names = {"Value #A": "Incidents", "Value #B": "Deployed", "Value #C": "% deployed"}
     order = {"category": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3}
-    labels = {**n.RCRP_CATEGORY_NAMES, TOTAL: TOTAL}
+    labels = {**RCRP_LABELS, TOTAL: TOTAL}
     mapping = dm.ValueMap(
         options={
             key: dm.ValueMappingResult(text=text, index=i)

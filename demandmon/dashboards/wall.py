@@ -24,6 +24,7 @@ from demandmon.dashboards.common import (
     table_query,
     trend_panel,
 )
+from schemas.vocabulary import BCU_CODES, BCU_NAMES
 
 UID = "demandmon-wall"
 FILE = "grafana/dashboards/control-room-wall.json"
@@ -38,7 +39,7 @@ def _rcrp_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
         unit="percentunit",
         thresholds=steps((None, "green"), (limit.max_share, "red")),
         description=(
-            f"{bcu} {n.BCU_NAMES[bcu]}: share of RCRP incidents created in the last 24h "
+            f"{bcu} {BCU_NAMES[bcu]}: share of RCRP incidents created in the last 24h "
             f"that police were deployed to. Red above {percent(limit.max_share)}; the alert "
             f"also needs {limit.min_incidents} incidents."
         ),
@@ -52,7 +53,7 @@ def _open_list_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
         bcu,
         f'sum(demand_open_incidents{{source="$source",bcu="{bcu}",grade="I"}})',
         thresholds=steps((None, "green"), (limit + 1, "red")),
-        description=f"{bcu} {n.BCU_NAMES[bcu]}: open I-grade incidents. Red above {limit}.",
+        description=f"{bcu} {BCU_NAMES[bcu]}: open I-grade incidents. Red above {limit}.",
         w=TILE_WIDTH,
     )
 
@@ -64,7 +65,7 @@ def _custody_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
         f'sum(demand_s136_in_custody{{source="$source",bcu="{bcu}"}})',
         thresholds=steps((None, "green"), (c.amber, "orange"), (c.red, "red")),
         description=(
-            f"{bcu} {n.BCU_NAMES[bcu]}: s136 detentions started and not yet handed over. "
+            f"{bcu} {BCU_NAMES[bcu]}: s136 detentions started and not yet handed over. "
             f"Amber from {c.amber}, red from {c.red}."
         ),
         w=TILE_WIDTH,
@@ -142,7 +143,7 @@ def wall(th: Thresholds) -> db.Dashboard:
     ]
     for title, tile in tiles:
         dash = dash.with_row(db.Row(title))
-        for bcu in n.BCU_CODES:
+        for bcu in BCU_CODES:
             dash = dash.with_panel(tile(bcu, th.for_bcu(bcu)))
     dash = dash.with_row(db.Row("London against the same period last year"))
     for panel in _trends(th):

@@ -10,9 +10,8 @@ from typing import Any
 
 import redis
 
-from demandmon.cliargs import CommandParser
+from demandmon.arguments import CommandParser
 from demandmon.clients import redis_client, redis_failure
-from demandmon.evaluate.plot import plot_comparison
 from demandmon.evaluate.render import RENDERERS
 from demandmon.evaluate.report import build_report, comparison
 from demandmon.settings import settings_or_exit
@@ -90,6 +89,9 @@ def main(argv: list[str]) -> int:
     change = comparison(subject, baseline) if baseline is not None else None
     sys.stdout.write(RENDERERS[args.format](subject, baseline, change))
     if args.plot is not None:
+        # matplotlib takes about a second to import: only when a plot is asked for.
+        from demandmon.evaluate.plot import plot_comparison
+
         plot_comparison(subject, baseline, args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
     for note in busy:

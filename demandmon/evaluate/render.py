@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from schemas.vocabulary import TOO_LATE
+
 Report = dict[str, Any]
 
 
@@ -74,7 +76,7 @@ def as_table(subject: Report, baseline: Report | None, change: dict[str, Any] | 
     ev = subject["events"]
     out.write(
         f"\nevents applied {ev['applied']:,}, duplicates {ev['duplicates']:,}, "
-        f"rejected invalid {ev['rejected']['invalid']:,}, too late {ev['rejected']['too_late']:,}\n"
+        f"rejected invalid {ev['rejected']['invalid']:,}, too late {ev['rejected'][TOO_LATE]:,}\n"
     )
     return out.getvalue()
 

@@ -1,5 +1,6 @@
-"""An evaluation report from a source's whole-stream totals. Pure: figures in, dict out,
-with the keys of the event contract's `evaluate --format json`."""
+"""An evaluation report from a source's whole-stream totals, read through the record's
+one decoder (``record.Counts``, ``record.EventCounts``). Pure: figures in, dict out, with
+the keys of the event contract's `evaluate --format json`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.classify import LABELS, RCRP_CATEGORIES
-from demandmon.exporter.families import MS_PER_HOUR, REJECT_REASONS
 from demandmon.state.reader import SourceFigures
-from schemas import BCU_CODES
+from demandmon.state.record import MS_PER_HOUR, CounterName, Counts, EventCounts
+from schemas.vocabulary import (
+    BCU_CODES,
+    I_GRADE,
+    RCRP_CATEGORIES,
+    RCRP_LABELS,
+    REJECT_REASONS,
+    TOO_LATE,
+)
 
 # Everything refused except lateness counts as invalid in the contract's JSON.
-INVALID_REASONS = tuple(r for r in REJECT_REASONS if r != "too_late")
+INVALID_REASONS = tuple(r for r in REJECT_REASONS if r != TOO_LATE)
 DAY_S = 86400
 
 
@@ -35,18 +42,18 @@ def period(fig: SourceFigures) -> dict[str, str | None]:
 
 
 def build_report(fig: SourceFigures) -> dict[str, Any]:
-    totals: Counter[str] = fig.windows.get("all", Counter())
+    totals = Counts(fig.windows.get("all", Counter()))
 
-    def total(prefix: str, category: str) -> int:
-        return sum(int(totals.get(f"{prefix}|{bcu}|{category}", 0)) for bcu in BCU_CODES)
+    def total(counter: CounterName, *labels: str) -> int:
+        return sum(totals.get(counter, bcu, *labels) for bcu in BCU_CODES)
 
-    categories = []
+    categories: list[dict[str, Any]] = []
     for cat in RCRP_CATEGORIES:
-        incidents, deployed = total("i", cat), total("d", cat)
+        incidents, deployed = total("incidents", cat), total("deployed", cat)
         categories.append(
             {
                 "category": cat,
-                "label": LABELS[cat],
+                "label": RCRP_LABELS[cat],
                 "incidents": incidents,
                 "deployed": deployed,
                 "deployment_rate": rate(deployed, incidents),
@@ -57,14 +64,13 @@ def build_report(fig: SourceFigures) -> dict[str, Any]:
     by_bcu = [
         {
             "bcu": bcu,
-            "incidents": sum(int(totals.get(f"i|{bcu}|{c}", 0)) for c in RCRP_CATEGORIES),
-            "deployed": sum(int(totals.get(f"d|{bcu}|{c}", 0)) for c in RCRP_CATEGORIES),
+            "incidents": sum(totals.get("incidents", bcu, c) for c in RCRP_CATEGORIES),
+            "deployed": sum(totals.get("deployed", bcu, c) for c in RCRP_CATEGORIES),
         }
         for bcu in BCU_CODES
     ]
-    per_bcu = {p: sum(int(totals.get(f"{p}|{b}", 0)) for b in BCU_CODES) for p in ("s", "sb", "so")}
-    officer_ms = sum(total("oh", cat) for cat in RCRP_CATEGORIES)
-    meta = fig.meta
+    officer_ms = sum(total("officer_ms", cat) for cat in RCRP_CATEGORIES)
+    events = EventCounts.decode(fig.meta)
     return {
         "source": fig.source,
         "period": period(fig),
@@ -75,21 +81,21 @@ def build_report(fig: SourceFigures) -> dict[str, Any]:
             "deployment_rate": rate(all_deployed, all_incidents),
         },
         "by_bcu": by_bcu,
-        "igrade_incidents": sum(int(totals.get(f"g|{b}|I", 0)) for b in BCU_CODES),
+        "igrade_incidents": total("graded", I_GRADE),
         "s136": {
-            "detentions": per_bcu["s"],
-            "handovers_over_60_min": per_bcu["sb"],
-            "officer_hours": round(per_bcu["so"] / MS_PER_HOUR, 1),
+            "detentions": total("s136_detentions"),
+            "handovers_over_60_min": total("s136_handovers_over_target"),
+            "officer_hours": round(total("s136_detention_ms") / MS_PER_HOUR, 1),
         },
         "officer_hours": round(officer_ms / MS_PER_HOUR, 1),
         "events": {
-            "applied": int(meta.get("applied", 0)),
-            "duplicates": int(meta.get("duplicate", 0)),
+            "applied": events.applied,
+            "duplicates": events.duplicate,
             "rejected": {
-                "invalid": sum(int(meta.get(f"rej:{r}", 0)) for r in INVALID_REASONS),
-                "too_late": int(meta.get("rej:too_late", 0)),
+                "invalid": sum(events.rejected.get(r, 0) for r in INVALID_REASONS),
+                TOO_LATE: events.rejected.get(TOO_LATE, 0),
             },
-            "orphaned_incidents": int(meta.get("orphaned", 0)),
+            "orphaned_incidents": events.orphaned,
         },
         "watermark": _day_iso(fig.watermark_s) if fig.watermark_s is not None else None,
     }

@@ -1,4 +1,5 @@
-"""Figures read from Redis -> Prometheus samples. Pure, so tests compare it directly with
+"""Figures read from Redis -> Prometheus samples, through the record's one decoder
+(``record.Counts``, ``record.EventCounts``). Pure, so tests compare it directly with
 the oracle. Every allow-listed label combination is emitted, zero included, so series
 never appear and vanish and cardinality is fixed: per source, about 2,400 series."""
 
@@ -8,22 +9,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from agents.classify import CATEGORIES
 from demandmon.state.reader import SourceFigures
-from schemas import BCU_CODES
-
-GRADES_ALL: Final = ("I", "S", "E", "R", "U")
-TARGET_GRADES: Final = ("I", "S")
-REJECT_REASONS: Final = (
-    "malformed_json",
-    "oversized",
-    "schema_violation",
-    "bad_source",
-    "too_late",
-    "too_far_future",
-    "apply_error",
+from demandmon.state.record import MS_PER_HOUR, CounterName, Counts, EventCounts
+from schemas.vocabulary import (
+    ATTENDANCE_TARGET_S,
+    BCU_CODES,
+    CATEGORIES,
+    GRADES_WITH_UNKNOWN,
+    I_GRADE,
+    REJECT_REASONS,
+    S136_HANDOVER_TARGET_S,
+    S_GRADE,
+    TARGET_GRADES,
 )
-MS_PER_HOUR: Final = 3_600_000
+
+
+def _minutes(grade: str) -> int:
+    return ATTENDANCE_TARGET_S[grade] // 60
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,16 @@ HELP: Final[dict[str, tuple[str, str]]] = {
     "demand_igrade_incidents": ("Incidents created in the window whose latest grade is I", "gauge"),
     "demand_graded_incidents": ("Incidents created in the window by latest grade", "gauge"),
     "demand_attended_within_target_incidents": (
-        "I incidents first attended within 15 min, S within 60 min",
+        f"{I_GRADE} incidents first attended within {_minutes(I_GRADE)} min, "
+        f"{S_GRADE} within {_minutes(S_GRADE)} min",
         "gauge",
     ),
     "demand_s136_detentions": ("s136 detentions on incidents created in the window", "gauge"),
     "demand_s136_handovers": ("s136 detentions handed over, wait known", "gauge"),
-    "demand_s136_handovers_over_60_minutes": ("Handovers whose wait was over 60 min", "gauge"),
+    "demand_s136_handovers_over_60_minutes": (
+        f"Handovers whose wait was over {S136_HANDOVER_TARGET_S // 60} min",
+        "gauge",
+    ),
     "demand_s136_handover_wait_seconds_sum": ("Sum of handover waits, seconds", "gauge"),
     "demand_s136_officer_hours": ("Detention officer time, detained to handover", "gauge"),
     "demand_officer_hours": ("Resource time assigned to cleared, times officers", "gauge"),
@@ -65,18 +71,18 @@ HELP: Final[dict[str, tuple[str, str]]] = {
     "demand_incidents_orphaned": ("Incidents whose created never arrived", "counter"),
 }
 
-# Bucket field prefix -> (metric, scale); fields are "prefix|bcu" or "prefix|bcu|x".
-PER_BCU: Final = {
-    "s": ("demand_s136_detentions", 1.0),
-    "sh": ("demand_s136_handovers", 1.0),
-    "sb": ("demand_s136_handovers_over_60_minutes", 1.0),
-    "sw": ("demand_s136_handover_wait_seconds_sum", 1 / 1000),
-    "so": ("demand_s136_officer_hours", 1 / MS_PER_HOUR),
+# Counter (record.BUCKET_COUNTERS) -> (metric, scale): kept per BCU, or per BCU and category.
+PER_BCU: Final[dict[CounterName, tuple[str, float]]] = {
+    "s136_detentions": ("demand_s136_detentions", 1.0),
+    "s136_handovers": ("demand_s136_handovers", 1.0),
+    "s136_handovers_over_target": ("demand_s136_handovers_over_60_minutes", 1.0),
+    "s136_handover_wait_ms": ("demand_s136_handover_wait_seconds_sum", 1 / 1000),
+    "s136_detention_ms": ("demand_s136_officer_hours", 1 / MS_PER_HOUR),
 }
-PER_CATEGORY: Final = {
-    "i": ("demand_rcrp_incidents", 1.0),
-    "d": ("demand_rcrp_deployed_incidents", 1.0),
-    "oh": ("demand_officer_hours", 1 / MS_PER_HOUR),
+PER_CATEGORY: Final[dict[CounterName, tuple[str, float]]] = {
+    "incidents": ("demand_rcrp_incidents", 1.0),
+    "deployed": ("demand_rcrp_deployed_incidents", 1.0),
+    "officer_ms": ("demand_officer_hours", 1 / MS_PER_HOUR),
 }
 
 
@@ -84,36 +90,38 @@ def _labels(**pairs: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs.items()))
 
 
-def window_samples(source: str, window: str, fields: dict[str, int]) -> Iterator[Sample]:
+def window_samples(source: str, window: str, counts: Counts) -> Iterator[Sample]:
     for bcu in BCU_CODES:
-        for prefix, (name, scale) in PER_CATEGORY.items():
+        for counter, (name, scale) in PER_CATEGORY.items():
             for cat in CATEGORIES:
-                value = fields.get(f"{prefix}|{bcu}|{cat}", 0) * scale
+                value = counts.get(counter, bcu, cat) * scale
                 yield Sample(
                     name, _labels(source=source, bcu=bcu, category=cat, window=window), value
                 )
-        for grade in GRADES_ALL:
-            value = float(fields.get(f"g|{bcu}|{grade}", 0))
+        for grade in GRADES_WITH_UNKNOWN:
+            value = float(counts.get("graded", bcu, grade))
             labels = _labels(source=source, bcu=bcu, grade=grade, window=window)
             yield Sample("demand_graded_incidents", labels, value)
         for grade in TARGET_GRADES:
-            value = float(fields.get(f"w|{bcu}|{grade}", 0))
+            value = float(counts.get("attended_within_target", bcu, grade))
             labels = _labels(source=source, bcu=bcu, grade=grade, window=window)
             yield Sample("demand_attended_within_target_incidents", labels, value)
         bcu_labels = _labels(source=source, bcu=bcu, window=window)
-        yield Sample("demand_igrade_incidents", bcu_labels, float(fields.get(f"g|{bcu}|I", 0)))
-        for prefix, (name, scale) in PER_BCU.items():
-            yield Sample(name, bcu_labels, fields.get(f"{prefix}|{bcu}", 0) * scale)
+        igrade = float(counts.get("graded", bcu, I_GRADE))
+        yield Sample("demand_igrade_incidents", bcu_labels, igrade)
+        for counter, (name, scale) in PER_BCU.items():
+            yield Sample(name, bcu_labels, counts.get(counter, bcu) * scale)
 
 
 def source_samples(fig: SourceFigures) -> Iterator[Sample]:
     src = fig.source
     for window, fields in fig.windows.items():
-        yield from window_samples(src, window, fields)
+        yield from window_samples(src, window, Counts(fields))
+    now = Counts(fig.now)
     for bcu in BCU_CODES:
-        for grade in GRADES_ALL:
+        for grade in GRADES_WITH_UNKNOWN:
             labels = _labels(source=src, bcu=bcu, grade=grade)
-            yield Sample("demand_open_incidents", labels, float(fig.now.get(f"o|{bcu}|{grade}", 0)))
+            yield Sample("demand_open_incidents", labels, float(now.get("open", bcu, grade)))
         for grade in TARGET_GRADES:
             labels = _labels(source=src, bcu=bcu, grade=grade)
             value = float(fig.past_target.get(f"{bcu}|{grade}", 0))
@@ -121,7 +129,7 @@ def source_samples(fig: SourceFigures) -> Iterator[Sample]:
         created = fig.oldest_open_i_created_s.get(bcu)
         age = max(0.0, fig.window_end_s - created) if created is not None else 0.0
         yield Sample("demand_oldest_open_igrade_age_seconds", _labels(source=src, bcu=bcu), age)
-        custody = float(fig.now.get(f"k|{bcu}", 0))
+        custody = float(now.get("in_custody", bcu))
         yield Sample("demand_s136_in_custody", _labels(source=src, bcu=bcu), custody)
     only_source = _labels(source=src)
     if fig.watermark_s is not None:
@@ -130,9 +138,11 @@ def source_samples(fig: SourceFigures) -> Iterator[Sample]:
     if fig.last_processed_s is not None:
         last = fig.last_processed_s
         yield Sample("demand_stream_last_processed_timestamp_seconds", only_source, last)
-    yield Sample("demand_events_applied", only_source, float(fig.meta.get("applied", 0)))
-    yield Sample("demand_events_duplicate", only_source, float(fig.meta.get("duplicate", 0)))
-    yield Sample("demand_incidents_orphaned", only_source, float(fig.meta.get("orphaned", 0)))
+    events = EventCounts.decode(fig.meta)
+    yield Sample("demand_events_applied", only_source, float(events.applied))
+    yield Sample("demand_events_duplicate", only_source, float(events.duplicate))
+    yield Sample("demand_incidents_orphaned", only_source, float(events.orphaned))
     for reason in REJECT_REASONS:
         labels = _labels(source=src, reason=reason)
-        yield Sample("demand_events_rejected", labels, float(fig.meta.get(f"rej:{reason}", 0)))
+        value = float(events.rejected.get(reason, 0))
+        yield Sample("demand_events_rejected", labels, value)

@@ -25,18 +25,12 @@ import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from demandmon.cliargs import CommandParser
-from demandmon.clients import (
-    ClientSetupError,
-    metrics_auth_ok,
-    redis_client,
-    redis_failure,
-    server_ssl_context,
-    web_scheme,
-)
+from demandmon.arguments import CommandParser
+from demandmon.clients import ClientSetupError, redis_client, redis_failure
 from demandmon.exporter.collector import DemandCollector
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state.reader import StateReader
+from demandmon.web import metrics_auth_ok, server_ssl_context, web_scheme
 
 log = logging.getLogger("demandmon.exporter")
 ALERT_FIELDS = ("alertname", "severity", "bcu", "source")
@@ -74,14 +68,15 @@ class _Server(ThreadingWSGIServer):
 
 
 def redis_problem(settings: Settings) -> str | None:
-    """Ask Redis once at start: a wrong password or certificate stops the exporter with
-    one line; Redis merely not answering yet does not (scrapes show it as down)."""
+    """Ask Redis once at start: a wrong password or certificate, or a refused port
+    (nothing listens there: a wrong URL, or no stack), stops the exporter with one line;
+    Redis merely not answering yet does not (scrapes show it as down)."""
     client = redis_client(settings, timeout_s=5)
     try:
         client.ping()
     except redis.RedisError as exc:
         failure = redis_failure(settings, exc)
-        if not failure.retry:
+        if not failure.retry or failure.refused:
             return failure.line
         log.warning("%s (scrapes report it down until it answers)", failure.line)
     finally:

@@ -12,10 +12,9 @@
 -- ARGV[3]  the offset the worker believes this shard has applied through (-2: unknown).
 --          If the shard holds less, Redis lost writes (an older copy, a lagging replica):
 --          nothing is applied and the reply is {-1, offset held}, so the worker rewinds.
--- ARGV[4]  batch: JSON array of entries in offset order
---          event:  [offset, 1, event_id, incident_id, type, ts_ms, bcu, cat_public,
---                   cat_partner, caller, grade, resource_id, officers]
---          reject: [offset, 0, reason]
+-- ARGV[4]  batch: JSON array of entries in offset order, laid out as
+--          demandmon/state/record.py's EventEntry (read here as e[E_TYPE] ...) and
+--          RejectEntry (e[E_OFFSET], e[E_IS_EVENT] 0, e[R_REASON])
 -- ARGV[5]  most incidents to prune in this call
 -- ARGV[6]  the source's watermark across all its partitions as last recorded, ms (-1:
 --          none). Lateness and retention follow the source's watermark, not the shard's:
@@ -29,6 +28,23 @@
 -- Too-late events are decided here (the watermark lives here), so their offsets are kept
 -- in the shard's 'late' hash until the worker has dead-lettered them: a crash in between
 -- re-reads them, and the skip path reports them again.
+--
+-- Constants (targets, category, grade, reason, counter codes C_*, meta fields M_*, entry
+-- positions E_*) come from a prelude generated from schemas/vocabulary.py and
+-- demandmon/state/record.py (demandmon/state/lua.py). The legend of the record, written
+-- once (record.INCIDENT_KEYS and RESOURCE_KEYS say the same):
+--   incident (hash inc, JSON per incident id)
+--     c    created, ms                    b    BCU
+--     cl   caller class (p public, q partner)
+--     cp   category if public             cq   category if partner
+--     ct   time of the latest classification
+--     g    grade (absent: UNKNOWN_GRADE)  gt   time of the latest grade
+--     dep  1 once a resource is assigned  fa   first arrival, ms
+--     r    resources: id -> {a assigned, c cleared, n officers}
+--     lt   latest event time              x    1 once closed or cancelled
+--     sd   s136 detained                  sa   s136 arrived at the place of safety
+--     sh   s136 handover
+--   counters: bucket fields C_*|bcu[|category or grade]; gauges (NOW) the same.
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
@@ -40,13 +56,12 @@ local source_wm = tonumber(ARGV[6] or '-1')
 local META, INC, AGE, SEEN = base .. 'meta', base .. 'inc', base .. 'age', base .. 'seen'
 local ALL, NOW, HOURS, DAYS = base .. 'all', base .. 'now', base .. 'hours', base .. 'days'
 local LATE = base .. 'late'
-local I_TARGET, S_TARGET, S136_TARGET = 900000, 3600000, 3600000
 
 local function int(x) return string.format('%d', x) end
 
-local wm = tonumber(redis.call('HGET', META, 'wm') or '-1')   -- this shard's
+local wm = tonumber(redis.call('HGET', META, M_WATERMARK) or '-1')   -- this shard's
 local horizon_wm = math.max(wm, source_wm)                      -- what lateness follows
-local last_offset = tonumber(redis.call('HGET', META, 'off') or '-1')
+local last_offset = tonumber(redis.call('HGET', META, M_OFFSET) or '-1')
 if expect_offset >= 0 and last_offset < expect_offset then
   return {-1, last_offset}
 end
@@ -78,7 +93,7 @@ end
 local function category(st)
   local cat
   if st.cl == 'p' then cat = st.cp else cat = st.cq end
-  if cat == nil or cat == '' then return 'not_rcrp' end
+  if cat == nil or cat == '' then return NOT_RCRP end
   return cat
 end
 
@@ -86,15 +101,13 @@ end
 local function contribution(st)
   if st.c == nil then return nil end
   local b, n = {}, {}
-  local bcu, cat, g = st.b, category(st), st.g or 'U'
-  b['i|' .. bcu .. '|' .. cat] = 1
-  if st.dep then b['d|' .. bcu .. '|' .. cat] = 1 end
-  b['g|' .. bcu .. '|' .. g] = 1
-  if st.fa then
-    local lag = st.fa - st.c
-    if (g == 'I' and lag <= I_TARGET) or (g == 'S' and lag <= S_TARGET) then
-      b['w|' .. bcu .. '|' .. g] = 1
-    end
+  local bcu, cat, g = st.b, category(st), st.g or UNKNOWN_GRADE
+  local target = TARGET_MS[g]
+  b[C_INCIDENTS .. '|' .. bcu .. '|' .. cat] = 1
+  if st.dep then b[C_DEPLOYED .. '|' .. bcu .. '|' .. cat] = 1 end
+  b[C_GRADED .. '|' .. bcu .. '|' .. g] = 1
+  if st.fa and target and st.fa - st.c <= target then
+    b[C_ATTENDED_WITHIN_TARGET .. '|' .. bcu .. '|' .. g] = 1
   end
   local officer_ms = 0
   if st.r then
@@ -102,26 +115,26 @@ local function contribution(st)
       if r.a and r.c and r.n and r.c > r.a then officer_ms = officer_ms + (r.c - r.a) * r.n end
     end
   end
-  if officer_ms > 0 then b['oh|' .. bcu .. '|' .. cat] = officer_ms end
+  if officer_ms > 0 then b[C_OFFICER_MS .. '|' .. bcu .. '|' .. cat] = officer_ms end
   if st.sd then
-    b['s|' .. bcu] = 1
+    b[C_S136_DETENTIONS .. '|' .. bcu] = 1
     if st.sh then
-      if st.sh > st.sd then b['so|' .. bcu] = st.sh - st.sd end
+      if st.sh > st.sd then b[C_S136_DETENTION_MS .. '|' .. bcu] = st.sh - st.sd end
     else
-      n['k|' .. bcu] = 1
+      n[C_IN_CUSTODY .. '|' .. bcu] = 1
     end
     if st.sa and st.sh then
       local wait = st.sh - st.sa
-      b['sh|' .. bcu] = 1
-      if wait > 0 then b['sw|' .. bcu] = wait end
-      if wait > S136_TARGET then b['sb|' .. bcu] = 1 end
+      b[C_S136_HANDOVERS .. '|' .. bcu] = 1
+      if wait > 0 then b[C_S136_HANDOVER_WAIT_MS .. '|' .. bcu] = wait end
+      if wait > S136_TARGET_MS then b[C_S136_HANDOVERS_OVER_TARGET .. '|' .. bcu] = 1 end
     end
   end
   local open_key, wait_key = nil, nil
   if not st.x then
-    n['o|' .. bcu .. '|' .. g] = 1
+    n[C_OPEN .. '|' .. bcu .. '|' .. g] = 1
     open_key = base .. 'open:' .. bcu .. ':' .. g
-    if st.fa == nil and (g == 'I' or g == 'S') then wait_key = base .. 'wait:' .. bcu .. ':' .. g end
+    if st.fa == nil and target then wait_key = base .. 'wait:' .. bcu .. ':' .. g end
   end
   return {b = b, n = n, open = open_key, wait = wait_key}
 end
@@ -170,27 +183,27 @@ local function resource(st, rid)
 end
 
 local function merge(st, e)
-  local kind, ts = e[5], e[6]
+  local kind, ts = e[E_TYPE], e[E_OCCURRED_MS]
   if st.lt == nil or ts > st.lt then st.lt = ts end
   if kind == 'created' then
     if st.c == nil then
-      st.c = ts; st.b = e[7]
+      st.c = ts; st.b = e[E_BCU]
       if first_created == nil or ts < first_created then first_created = ts end
       if last_created == nil or ts > last_created then last_created = ts end
-      if e[10] == 'public' then st.cl = 'p' else st.cl = 'q' end
+      if e[E_CALLER] == PUBLIC_CALLER then st.cl = 'p' else st.cl = 'q' end
     end
-    set_code(st, ts, e[8], e[9])
-    if e[11] ~= '' then set_grade(st, ts, e[11]) end
-  elseif kind == 'classified' then set_code(st, ts, e[8], e[9])
-  elseif kind == 'graded' then set_grade(st, ts, e[11])
+    set_code(st, ts, e[E_CATEGORY_PUBLIC], e[E_CATEGORY_PARTNER])
+    if e[E_GRADE] ~= '' then set_grade(st, ts, e[E_GRADE]) end
+  elseif kind == 'classified' then set_code(st, ts, e[E_CATEGORY_PUBLIC], e[E_CATEGORY_PARTNER])
+  elseif kind == 'graded' then set_grade(st, ts, e[E_GRADE])
   elseif kind == 'resource_assigned' then
     st.dep = 1
-    local r = resource(st, e[12])
-    if r.a == nil or ts <= r.a then r.a = ts; r.n = e[13] end
+    local r = resource(st, e[E_RESOURCE_ID])
+    if r.a == nil or ts <= r.a then r.a = ts; r.n = e[E_OFFICERS] end
   elseif kind == 'resource_arrived' then
     if st.fa == nil or ts < st.fa then st.fa = ts end
   elseif kind == 'resource_cleared' then
-    local r = resource(st, e[12])
+    local r = resource(st, e[E_RESOURCE_ID])
     if r.c == nil or ts > r.c then r.c = ts end
   elseif kind == 's136_detained' then
     if st.sd == nil or ts < st.sd then st.sd = ts end
@@ -225,7 +238,7 @@ end
 
 local max_offset = last_offset
 for _, e in ipairs(batch) do
-  local offset = e[1]
+  local offset = e[E_OFFSET]
   if offset <= last_offset then
     counts.skipped = counts.skipped + 1
     if late_owed and redis.call('HEXISTS', LATE, int(offset)) == 1 then
@@ -233,14 +246,14 @@ for _, e in ipairs(batch) do
     end
   else
     if offset > max_offset then max_offset = offset end
-    if e[2] == 0 then
-      reject(e[3])
+    if e[E_IS_EVENT] == REJECTED then
+      reject(e[R_REASON])
     else
-      local eid, id, ts = e[3], e[4], e[6]
+      local eid, id, ts = e[E_EVENT_ID], e[E_INCIDENT_ID], e[E_OCCURRED_MS]
       -- Lateness first: event ids are remembered only within the horizon, so a repeat
       -- of an event the watermark has left behind is too late, like any other.
       if horizon_wm >= 0 and ts < horizon_wm - retention then
-        reject('too_late')
+        reject(TOO_LATE)
         table.insert(late, offset)
         table.insert(late_new, offset)
       elseif seen_new[eid] or redis.call('ZSCORE', SEEN, eid) then
@@ -342,24 +355,27 @@ if horizon then
   end
   redis.call('ZREMRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))
 end
-for _, offset in ipairs(late_new) do redis.call('HSET', LATE, int(offset), 'too_late') end
+for _, offset in ipairs(late_new) do redis.call('HSET', LATE, int(offset), TOO_LATE) end
 
 if #batch > 0 then
-  redis.call('HSET', META, 'wm', int(wm), 'off', int(max_offset), 'lw', int(now))
+  redis.call('HSET', META, M_WATERMARK, int(wm), M_OFFSET, int(max_offset),
+             M_LAST_WRITE, int(now))
 end
-redis.call('HSET', META, 'hw', int(horizon_wm))  -- the watermark retention last followed
+redis.call('HSET', META, M_HORIZON, int(horizon_wm))  -- the watermark retention last followed
 if first_created then
-  local c0 = tonumber(redis.call('HGET', META, 'c0') or '-1')
-  if c0 < 0 or first_created < c0 then redis.call('HSET', META, 'c0', int(first_created)) end
-  local c1 = tonumber(redis.call('HGET', META, 'c1') or '-1')
-  if last_created > c1 then redis.call('HSET', META, 'c1', int(last_created)) end
+  local c0 = tonumber(redis.call('HGET', META, M_FIRST_CREATED) or '-1')
+  if c0 < 0 or first_created < c0 then
+    redis.call('HSET', META, M_FIRST_CREATED, int(first_created))
+  end
+  local c1 = tonumber(redis.call('HGET', META, M_LAST_CREATED) or '-1')
+  if last_created > c1 then redis.call('HSET', META, M_LAST_CREATED, int(last_created)) end
 end
-if counts.applied > 0 then redis.call('HINCRBY', META, 'applied', counts.applied) end
-if counts.duplicate > 0 then redis.call('HINCRBY', META, 'duplicate', counts.duplicate) end
-if orphaned > 0 then redis.call('HINCRBY', META, 'orphaned', orphaned) end
+if counts.applied > 0 then redis.call('HINCRBY', META, M_APPLIED, counts.applied) end
+if counts.duplicate > 0 then redis.call('HINCRBY', META, M_DUPLICATE, counts.duplicate) end
+if orphaned > 0 then redis.call('HINCRBY', META, M_ORPHANED, orphaned) end
 local rejected_flat = {}
 for reason, n in pairs(rejected) do
-  redis.call('HINCRBY', META, 'rej:' .. reason, n)
+  redis.call('HINCRBY', META, M_REJECTED .. reason, n)
   table.insert(rejected_flat, reason)
   table.insert(rejected_flat, n)
 end

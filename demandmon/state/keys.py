@@ -5,6 +5,28 @@ hashes and sorted sets, never in key names."""
 
 from __future__ import annotations
 
+from typing import Final
+
+# The keys of one shard, after its prefix (`shard`); demandmon.state.record has the
+# legend of what the hashes hold.
+META: Final = "meta"
+LATE: Final = "late"
+SHARD_KEYS: Final[dict[str, str]] = {
+    META: "hash: the shard's position, times and event counters (record.META_FIELDS)",
+    "inc": "hash: incident id -> the incident record, JSON (record.INCIDENT_KEYS)",
+    "age": "sorted set: incident id by creation (or latest event) time, for retention",
+    "seen": "sorted set: event ids applied, by event time, for duplicates",
+    "h:": "h:<hour start, s>: hash of bucket counters (record.BUCKET_COUNTERS)",
+    "d:": "d:<day start, s>: the same, per day",
+    "all": "hash: the bucket counters over everything kept",
+    "now": "hash: the gauges (record.GAUGES)",
+    "hours": "sorted set: the hour buckets that exist",
+    "days": "sorted set: the day buckets that exist",
+    "open:": "open:<bcu>:<grade>: sorted set of open incidents by creation time",
+    "wait:": "wait:<bcu>:<grade>: open I and S incidents not yet attended",
+    LATE: "hash: offsets rejected as too late, still owed a dead letter",
+}
+
 
 def shard(prefix: str, source: str, partition: int) -> str:
     return f"{prefix}:{{{source}:{partition}}}:"

@@ -3,6 +3,8 @@
 -- ARGV[1]  JSON {"windows": [[name, [hour starts], [day starts]], ...], "all": true|false,
 --                "end_ms": n, "past": [[bcu, grade, created_before_ms], ...],
 --                "oldest": [bcu, ...]}
+-- I_GRADE comes from the prelude generated from schemas/vocabulary.py
+-- (demandmon/state/lua.py).
 -- Returns JSON with integer values as strings (exact beyond 2^53 is not needed, but
 -- cjson prints numbers with 14 significant digits).
 local base = KEYS[1]
@@ -47,7 +49,7 @@ for _, p in ipairs(req.past) do
   out.past[p[1] .. '|' .. p[2]] = int(redis.call('ZCOUNT', key, '-inf', '(' .. int(p[3])))
 end
 for _, bcu in ipairs(req.oldest) do
-  local first = redis.call('ZRANGE', base .. 'open:' .. bcu .. ':I', 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', base .. 'open:' .. bcu .. ':' .. I_GRADE, 0, 0, 'WITHSCORES')
   if #first == 2 then out.oldest[bcu] = first[2] end
 end
 return cjson.encode(out)

@@ -6,22 +6,30 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 
-from agents.windows import WINDOWS, window_buckets
-from demandmon.settings import LIVE_SOURCE
-from demandmon.state import keys
-from demandmon.state.registry import REJECTIONS_SOURCE
-from schemas import BCU_CODES
+from demandmon.state import keys, lua
+from demandmon.state.record import (
+    META_FIRST_CREATED,
+    META_LAST_CREATED,
+    META_LAST_WRITE,
+    META_WATERMARK,
+    SHARD_POSITION,
+    shard_watermark,
+)
+from demandmon.state.windows import WINDOWS, window_buckets
+from schemas.vocabulary import ATTENDANCE_TARGET_S, BCU_CODES, LIVE_SOURCE, UNKNOWN_SOURCE
 
-READ_LUA = Path(__file__).with_name("read.lua").read_text()
-TARGET_S = {"I": 900, "S": 3600}
+READ_LUA = lua.script("read.lua")
 
 
 @dataclass
 class SourceFigures:
+    """A source's raw counters summed across its shards: each window's bucket counters
+    and the gauges (read them by name with ``record.Counts``), and the meta fields that
+    add up (``record.EventCounts``); the shards' positions and times, decoded."""
+
     source: str
     watermark_s: float | None
     window_end_s: float
@@ -60,7 +68,7 @@ class StateReader:
         pipe.smembers(keys.sources(self.prefix))
         pipe.smembers(keys.registry(self.prefix))
         with_state, registered = pipe.execute()
-        allowed = {_decode(s) for s in registered} | {LIVE_SOURCE, REJECTIONS_SOURCE}
+        allowed = {_decode(s) for s in registered} | {LIVE_SOURCE, UNKNOWN_SOURCE}
         return sorted(name for s in with_state if (name := _decode(s)) in allowed)
 
     def partitions(self, source: str) -> list[int]:
@@ -73,9 +81,9 @@ class StateReader:
         shards = [keys.shard(self.prefix, source, p) for p in self.partitions(source)]
         pipe = self.client.pipeline(transaction=False)
         for base in shards:
-            pipe.hmget(base + "meta", "wm", "lw")
+            pipe.hmget(base + keys.META, META_WATERMARK, META_LAST_WRITE)
         marks = [(w, lw) for w, lw in pipe.execute()]
-        wms = [int(w) for w, _ in marks if w is not None and int(w) >= 0]
+        wms = [wm for w, _ in marks if (wm := shard_watermark(w)) is not None]
         lws = [int(lw) for _, lw in marks if lw is not None]
         watermark = max(wms) / 1000 if wms else None
         # Live windows end now, so a silent feed shows falling figures; replays end at
@@ -98,7 +106,7 @@ class StateReader:
             "past": [
                 [bcu, grade, int((end - target) * 1000)]
                 for bcu in BCU_CODES
-                for grade, target in TARGET_S.items()
+                for grade, target in ATTENDANCE_TARGET_S.items()
             ],
             "oldest": list(BCU_CODES),
         }
@@ -119,15 +127,15 @@ class StateReader:
         for f, v in doc["now"].items():
             figures.now[f] += int(str(v))
         for f, v in doc["meta"].items():
-            if f == "c0":
+            if f == META_FIRST_CREATED:
                 c0 = int(str(v)) / 1000
                 if figures.first_created_s is None or c0 < figures.first_created_s:
                     figures.first_created_s = c0
-            elif f == "c1":
+            elif f == META_LAST_CREATED:
                 c1 = int(str(v)) / 1000
                 if figures.last_created_s is None or c1 > figures.last_created_s:
                     figures.last_created_s = c1
-            elif f not in ("wm", "lw", "off", "hw"):
+            elif f not in SHARD_POSITION:
                 figures.meta[f] += int(str(v))
         for f, v in doc["past"].items():
             figures.past_target[f] += int(str(v))

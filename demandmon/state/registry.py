@@ -9,17 +9,17 @@ registration and every key of its state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 
-from demandmon.settings import LIVE_SOURCE
-from demandmon.state import keys
+from demandmon.state import keys, lua
+from demandmon.state.record import META_APPLIED, META_WATERMARK, shard_watermark
+from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE
 
-REGISTER_LUA = Path(__file__).with_name("register.lua").read_text()
-# Where rejections of unusable or unregistered source headers are counted (never a source
-# one can register, list or delete).
-REJECTIONS_SOURCE = "unknown"
+REGISTER_LUA = lua.script("register.lua")
+# How often every worker reads the registry again (its periodic check), so how long after
+# a deregistration no worker applies the source's messages any more.
+REFRESH_EVERY_S = 5.0
 SCAN_COUNT = 1000
 DELETE_CHUNK = 500
 
@@ -49,7 +49,7 @@ def register(client: redis.Redis, prefix: str, name: str, max_sources: int) -> R
     """Register replay source ``name`` unless that would make more than ``max_sources``
     (live included). One EVAL on ``<prefix>:registry`` alone: the replay's Redis user may
     touch nothing else. ``live`` is always a source and is never registered."""
-    if name in (LIVE_SOURCE, REJECTIONS_SOURCE):
+    if name in (LIVE_SOURCE, UNKNOWN_SOURCE):
         raise ValueError(f"'{name}' is not a replay source name")
     reply = client.eval(REGISTER_LUA, 1, keys.registry(prefix), name, max_sources)
     status, count = reply
@@ -78,7 +78,7 @@ def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
     pipe.smembers(keys.sources(prefix))
     regs, with_state = pipe.execute()
     replays = sorted(_text(m) for m in regs)
-    stray = sorted({_text(m) for m in with_state} - set(replays) - {LIVE_SOURCE, REJECTIONS_SOURCE})
+    stray = sorted({_text(m) for m in with_state} - set(replays) - {LIVE_SOURCE, UNKNOWN_SOURCE})
     names = [LIVE_SOURCE, *replays, *stray]
     pipe = client.pipeline(transaction=False)
     for name in names:
@@ -90,7 +90,7 @@ def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
     pipe = client.pipeline(transaction=False)
     for name in names:
         for p in parts[name]:
-            pipe.hmget(keys.shard(prefix, name, p) + "meta", "applied", "wm")
+            pipe.hmget(keys.shard(prefix, name, p) + keys.META, META_APPLIED, META_WATERMARK)
     metas = iter(pipe.execute())
     out = []
     for name in names:
@@ -98,8 +98,8 @@ def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
         for _ in parts[name]:
             count, wm = next(metas)
             applied += int(count or 0)
-            if wm is not None and int(wm) >= 0:
-                marks.append(int(wm))
+            if (mark := shard_watermark(wm)) is not None:
+                marks.append(mark)
         kind = "replay" if name in replays else "unregistered"
         kind = LIVE_SOURCE if name == LIVE_SOURCE else kind
         raw_sent = sent[name]

@@ -12,15 +12,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio
 
-from agents.batch import Entry
-from demandmon.state import keys
+from demandmon.state import keys, lua
+from demandmon.state.record import META_OFFSET, Entry
 
-APPLY_LUA = Path(__file__).with_name("apply.lua").read_text()
+APPLY_LUA = lua.script("apply.lua")
 PRUNE_LIMIT = 2000
 UNKNOWN_OFFSET = -2  # "no expectation": the script does not check the shard's offset
 
@@ -213,7 +212,7 @@ class StateStore:
         """The too-late dead letters of these offsets are delivered (or given up)."""
         fields = [str(o) for o in offsets]
         if fields:
-            await self.client.hdel(self._base(*shard) + "late", *fields)
+            await self.client.hdel(self._base(*shard) + keys.LATE, *fields)
 
     async def registered_sources(self) -> frozenset[str]:
         """The replay sources registered now (``live`` is never stored there)."""
@@ -234,9 +233,9 @@ class StateStore:
         pipe.hget(pos_key, str(partition))
         for source in sources:
             base = self._base(source, partition)
-            pipe.hget(base + "meta", "off")
+            pipe.hget(base + keys.META, META_OFFSET)
             pipe.hget(pos_key, f"{partition}:{source}")
-            pipe.hkeys(base + "late")
+            pipe.hkeys(base + keys.LATE)
         replies = await pipe.execute()
         position = _int(replies[0])
         next_offset = position + 1
@@ -263,7 +262,7 @@ class StateStore:
         for partition in parts:
             pipe.hget(pos_key, str(partition))
         for shard in shard_list:
-            pipe.hget(self._base(*shard) + "meta", "off")
+            pipe.hget(self._base(*shard) + keys.META, META_OFFSET)
         replies = await pipe.execute()
         held_parts = {p: _int(r) for p, r in zip(parts, replies, strict=False)}
         held_shards = {s: _int(r) for s, r in zip(shard_list, replies[len(parts) :], strict=True)}

@@ -33,26 +33,99 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# What each --<name>-port flag sets, for its help.
+PORT_HELP = {
+    "kafka": "Kafka's client listener (DEMANDMON_KAFKA_BOOTSTRAP)",
+    "kafka_controller": "Kafka's KRaft controller listener",
+    "redis": "Redis (DEMANDMON_REDIS_URL)",
+    "prometheus": "Prometheus (DEMANDMON_PROMETHEUS_URL)",
+    "alertmanager": "Alertmanager (DEMANDMON_ALERTMANAGER_URL)",
+    "worker": "the port `demandmon worker` serves /metrics on (DEMANDMON_WORKER_WEB_PORT); "
+    "Prometheus scrapes it",
+    "exporter": "the port `demandmon exporter` listens on (DEMANDMON_EXPORTER_PORT); "
+    "Prometheus scrapes it",
+}
+
+
 def _parser() -> _Parser:
-    parser = _Parser(prog="demandmon stack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--name", default="default", help="stack name (default: default)")
-    parser.add_argument("--dir", type=Path, default=Path(".stack"), help="state folder")
-    parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
-    parser.add_argument("--webhook-url", default="", help="Alertmanager webhook receiver URL")
-    parser.add_argument("--purge", action="store_true", help="with down: delete data too")
-    parser.add_argument(
+    parser = _Parser(
+        prog="demandmon stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # --name and --dir for every action, after it: `demandmon stack status --name dev`.
+    which = _Parser(add_help=False)
+    which.add_argument("--name", default="default", help="the stack's name (default: default)")
+    which.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".stack"),
+        help="the folder holding the stacks, one subfolder per name (default: .stack in the "
+        "current folder)",
+    )
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up_ = sub.add_parser(
+        "up",
+        parents=[which],
+        help="start the stack's services (what is not running yet) and print its endpoints",
+        description="Start Kafka, Redis, Prometheus and Alertmanager as local processes on "
+        "127.0.0.1 (what is not running yet) and write their endpoints to "
+        "<dir>/<name>/endpoints.env, which every command reads. Ports and the other "
+        "options apply when the stack is first made; after that it keeps its own.",
+    )
+    up_.add_argument(
+        "--scrape-interval",
+        default="5s",
+        metavar="DURATION",
+        help="how often Prometheus scrapes the worker and exporter (default: 5s)",
+    )
+    up_.add_argument(
+        "--webhook-url",
+        default="",
+        metavar="URL",
+        help="where Alertmanager sends alerts (default: the exporter's /alerts)",
+    )
+    up_.add_argument(
         "--secure",
         action="store_true",
-        help="with up: TLS and authentication everywhere (docs/security.md)",
+        help="TLS and a user per role on every service (docs/security.md)",
     )
-    parser.add_argument(
+    up_.add_argument(
         "--key-prefix",
         default="dm",
-        help="with up --secure: the Redis key prefix its users are confined to (default: dm)",
+        metavar="PREFIX",
+        help="with --secure: the Redis key prefix its users are confined to (default: dm)",
     )
+    ports = up_.add_argument_group("ports", "0 or absent: a free port is chosen")
     for port in PORT_NAMES:
-        parser.add_argument(f"--{port.replace('_', '-')}-port", type=int, default=0)
+        ports.add_argument(
+            f"--{port.replace('_', '-')}-port",
+            type=int,
+            default=0,
+            metavar="PORT",
+            help=PORT_HELP[port],
+        )
+    down_ = sub.add_parser(
+        "down",
+        parents=[which],
+        help="stop the stack's services (its data is kept unless --purge)",
+        description="Stop the stack's services; their data is kept for the next `up`.",
+    )
+    down_.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the stack's folder: data, logs, endpoints and secrets",
+    )
+    sub.add_parser(
+        "status",
+        parents=[which],
+        help="whether each service, the worker and the exporter answer (exit 1 if a "
+        "service is down)",
+        description="Whether Kafka, Redis, Prometheus and Alertmanager run, then whether "
+        "the worker (with its lag per partition) and the exporter answer on the stack's "
+        "ports. Exit 1 when one of the four services is down, whatever the worker and "
+        "exporter do.",
+    )
     return parser
 
 

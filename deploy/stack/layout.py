@@ -163,3 +163,11 @@ class StackLayout:
             private_dir(self.roles_dir)
             for role in ROLES:
                 replace_private(self.role_file(role), _env_text(state.role_env(role)))
+
+
+def marker(service: str, layout: StackLayout, state: StackState) -> tuple[str, ...]:
+    """Strings in the process's command line that prove it is this stack's service."""
+    if service == "redis":
+        # redis-server rewrites its process title to "redis-server 127.0.0.1:PORT".
+        return (str(layout.dir), f"redis-server 127.0.0.1:{state.ports['redis']}")
+    return (str(layout.dir),)

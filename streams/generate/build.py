@@ -14,6 +14,11 @@ import time
 from random import Random
 from typing import Final
 
+from schemas import SCHEMA_ID
+from schemas.vocabulary import CONCERN_FOR_SAFETY as CFS
+from schemas.vocabulary import I_GRADE, NOT_RCRP, S_GRADE
+from schemas.vocabulary import MENTAL_HEALTH as MH
+from schemas.vocabulary import VULNERABLE as VULN
 from streams.generate.codes import (
     CLOSED_SUMMARIES,
     CREATED_SUMMARIES,
@@ -22,16 +27,9 @@ from streams.generate.codes import (
 )
 from streams.generate.curves import BCU_WEIGHTS, NEIGHBOURS, hour_cum_weights
 from streams.generate.lifecycle import ESSENTIAL, EXACT, Ev, Spec, lifecycle
-from streams.generate.profiles import (
-    ALL_PROFILES,
-    CFS,
-    MH,
-    NOT_RCRP,
-    VULN,
-    Profile,
-)
+from streams.generate.profiles import ALL_PROFILES, Profile
 
-SCHEMA: Final = "cad.incident-event/1"
+SCHEMA: Final = SCHEMA_ID
 Event = dict[str, object]
 
 # s136 detentions happen on deployed incidents of these categories, by weight per incident.
@@ -104,12 +102,12 @@ def _assign_grades(specs: list[Spec], prof: Profile, rng: Random) -> None:
     from_deployed = max(from_deployed, prof.igrade - len(other))
     igrade = rng.sample(deployed, from_deployed) + rng.sample(other, prof.igrade - from_deployed)
     for spec in igrade:
-        spec.grade = "I"
+        spec.grade = I_GRADE
     for spec in specs:
-        if spec.grade == "I":
+        if spec.grade == I_GRADE:
             continue
         if spec.s136:
-            spec.grade = "S"
+            spec.grade = S_GRADE
         elif spec.deployed:
             spec.grade = rng.choices("SER", cum_weights=(60, 95, 100))[0]
         else:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from demandmon.cliargs import CommandParser
+from demandmon.arguments import CommandParser
 from streams.generate.build import generate_stream
 from streams.generate.profiles import PROFILES
 from streams.generate.writer import write_jsonl

@@ -11,7 +11,12 @@ from itertools import accumulate
 from random import Random
 from typing import Final
 
-from streams.generate.profiles import CFS, CIIT, MH, NOT_RCRP, VULN, WCP
+from schemas.vocabulary import COLLAPSE_ILLNESS_INJURY_TRAPPED as CIIT
+from schemas.vocabulary import CONCERN_FOR_SAFETY as CFS
+from schemas.vocabulary import MENTAL_HEALTH as MH
+from schemas.vocabulary import NOT_RCRP, PUBLIC_CALLER
+from schemas.vocabulary import VULNERABLE as VULN
+from schemas.vocabulary import WELFARE_CHECK_PARTNER as WCP
 
 Weighted = tuple[tuple[str, int], ...]
 
@@ -126,7 +131,7 @@ def pick_code_and_caller(category: str, rng: Random) -> tuple[str, str]:
     """A final opening code and caller whose mapping gives ``category``."""
     caller = CALLER_PICKERS[category](rng)
     code = CODE_PICKERS[category](rng)
-    if category == CFS and code == "WELFARE_CHECK" and caller != "public":
+    if category == CFS and code == "WELFARE_CHECK" and caller != PUBLIC_CALLER:
         code = "CONCERN_FOR_SAFETY"
     return code, caller
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Final
 
+from schemas.vocabulary import GRADES, I_GRADE, S_GRADE, TARGET_GRADES
 from streams.generate.codes import (
     CLOSING_DEPLOYED_PICK,
     CLOSING_NOT_DEPLOYED_PICK,
@@ -51,7 +52,6 @@ EXACT: Final = 2
 ON_SCENE_MEAN_H: Final = 2.4
 ON_SCENE_SIGMA: Final = 0.8
 S136_EXTRA_WAIT_MEAN_H: Final = 7.5
-GRADES: Final = ("I", "S", "E", "R")
 LATE_WINDOW_S: Final = 2 * 3600  # no reclassification/regrade this close to the cutoff
 
 
@@ -88,10 +88,10 @@ def _call_sign(bcu: str, rng: Random, taken: set[str]) -> str:
 
 def _first_response(grade: str, on_time: bool, rng: Random) -> tuple[int, int]:
     """(assigned, arrived) offsets of the first resource."""
-    if grade == "I":
+    if grade == I_GRADE:
         assigned = rng.randint(20, 180)
         arrived = rng.randint(assigned + 60, 880) if on_time else rng.randint(901, 2700)
-    elif grade == "S":
+    elif grade == S_GRADE:
         assigned = rng.randint(120, 1500)
         arrived = rng.randint(assigned + 120, 3540) if on_time else rng.randint(3601, 7200)
     else:
@@ -244,7 +244,7 @@ def lifecycle(
     elif rng.random() < 0.15:
         evs.append((busy + rng.randint(120, 3600), "cancelled", {}, ORDINARY))
     else:
-        span = rng.randint(300, 3600) if spec.grade in ("I", "S") else rng.randint(600, 4 * 3600)
+        span = rng.randint(300, 3600) if spec.grade in TARGET_GRADES else rng.randint(600, 4 * 3600)
         fields: Fields = {}
         if rng.random() < 0.9:
             fields["closing_code"] = CLOSING_NOT_DEPLOYED_PICK(rng)

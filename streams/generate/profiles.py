@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-LONDON: Final = ZoneInfo("Europe/London")
+# The categories' ids are the vocabulary's; the figures per category are the profiles' own.
+from schemas.vocabulary import COLLAPSE_ILLNESS_INJURY_TRAPPED as CIIT
+from schemas.vocabulary import CONCERN_FOR_SAFETY as CFS
+from schemas.vocabulary import MENTAL_HEALTH as MH
+from schemas.vocabulary import NOT_RCRP
+from schemas.vocabulary import VULNERABLE as VULN
+from schemas.vocabulary import WELFARE_CHECK_PARTNER as WCP
 
-CFS: Final = "concern_for_safety"
-MH: Final = "mental_health"
-VULN: Final = "vulnerable"
-CIIT: Final = "collapse_illness_injury_trapped"
-WCP: Final = "welfare_check_partner"
-NOT_RCRP: Final = "not_rcrp"
-RCRP_CATEGORIES: Final = (CFS, MH, VULN, CIIT, WCP)
+LONDON: Final = ZoneInfo("Europe/London")
 
 IGRADE_RATIO_2023: Final = 0.814
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import redis
 
-from demandmon.cliargs import CommandParser
-from demandmon.clients import redis_client, redis_where
-from demandmon.settings import LIVE_SOURCE, Settings, settings_or_exit, valid_source
+from demandmon.arguments import CommandParser
+from demandmon.clients import KafkaUnavailable, redis_client, redis_failure
+from demandmon.kafka_topics import topics_ready
+from demandmon.settings import Settings, settings_or_exit
 from demandmon.state import keys
 from demandmon.state.registry import register
+from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE, valid_source
 from streams.replay.producer import ReplayReport, make_producer, send_all
 from streams.replay.reader import Record, ReplayFileError, read_records
 from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
-from streams.topics import KafkaUnavailable, topics_ready
 
 
 def _parser() -> CommandParser:
@@ -71,7 +72,7 @@ def _register(settings: Settings, source: str) -> str | None:
     try:
         done = register(redis_client(settings), settings.key_prefix, source, settings.max_sources)
     except redis.RedisError as exc:
-        return f"{redis_where(settings)}: could not register the source ({type(exc).__name__})"
+        return f"could not register the source: {redis_failure(settings, exc).line}"
     return done.refusal() if done.refused else None
 
 
@@ -81,15 +82,16 @@ def _record_sent(settings: Settings, source: str, sent: int) -> None:
         client = redis_client(settings, timeout_s=5)
         client.hincrby(keys.replay(settings.key_prefix, source), "sent", sent)
     except redis.RedisError as exc:
-        print(f"replay: could not record the send in Redis ({type(exc).__name__})", file=sys.stderr)
+        line = redis_failure(settings, exc).line
+        print(f"demandmon replay: could not record the send: {line}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if not valid_source(args.source) or args.source == "unknown":
+    if not valid_source(args.source) or args.source == UNKNOWN_SOURCE:
         print(
             "demandmon replay: --source must be 1-40 characters of a-z 0-9 . _ - "
-            "starting with a letter or digit (and not 'unknown')",
+            f"starting with a letter or digit (and not '{UNKNOWN_SOURCE}')",
             file=sys.stderr,
         )
         return 2

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from agents.batch import SOURCE_HEADER
-from demandmon.clients import ClientSetupError, kafka_failure, kafka_security
-from demandmon.settings import LIVE_SOURCE, Settings
+from demandmon.clients import ClientSetupError, KafkaUnavailable, kafka_failure, kafka_security
+from demandmon.settings import Settings
+from schemas.vocabulary import LIVE_SOURCE, SOURCE_HEADER
 from streams.replay.reader import Record, Skipped, encode
 from streams.replay.timing import Pacer
-from streams.topics import KafkaUnavailable
 
 
 @dataclass

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from demandmon.alerting.generate import THRESHOLDS_FILE
 from demandmon.alerting.rules import rule_files
-from demandmon.alerting.thresholds import parse_thresholds
+from demandmon.alerting.thresholds import THRESHOLDS_FILE, parse_thresholds
 from demandmon.dashboards.common import panel_queries
 from deploy.stack.services import reload_prometheus
 from streams.generate import generate_events

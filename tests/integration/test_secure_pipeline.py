@@ -25,8 +25,9 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-from demandmon.clients import http_get, kafka_security, metrics_get, prometheus_get, redis_client
+from demandmon.clients import kafka_security, redis_client
 from demandmon.settings import Settings
+from demandmon.web import http_get, metrics_get, prometheus_get
 from deploy.stack.procs import free_port, stop_child
 from streams.generate import generate_stream
 from tests.conftest import REPO, SecureStack
@@ -53,7 +54,10 @@ class SecurePipeline:
         """What a command acting as ``role`` reads (endpoints, then its role file)."""
         overrides = {k: v for k, v in self.env.items() if k.startswith("DEMANDMON_")}
         variables = {**self.stack.env(role), **overrides}
-        fields = {k.removeprefix("DEMANDMON_").lower(): v for k, v in variables.items()}
+        # Strings all: pydantic converts them as it does variables.
+        fields: dict[str, Any] = {
+            k.removeprefix("DEMANDMON_").lower(): v for k, v in variables.items()
+        }
         return Settings(_env_file=None, **fields)  # type: ignore[call-arg]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -119,9 +123,9 @@ def _scrape(pipe: SecurePipeline) -> dict[SampleKey, float]:
     }
 
 
-def _status(url: str, ca: str, **auth: str) -> int:
+def _status(url: str, ca: str, username: str = "", password: str = "") -> int:
     try:
-        http_get(url, ca_file=ca, **auth)
+        http_get(url, ca_file=ca, username=username, password=password)
         return 200
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -205,8 +209,8 @@ def test_secure_pipeline_equals_the_oracle(secure_pipeline: SecurePipeline) -> N
     ca = admin.prometheus_ca_file
     for port_var in ("DEMANDMON_EXPORTER_PORT", "DEMANDMON_WORKER_WEB_PORT"):
         assert _status(pipe.url(port_var, "/metrics"), ca) == 401
-        bad = {"username": "prometheus", "password": "wrong"}
-        assert _status(pipe.url(port_var, "/metrics"), ca, **bad) == 401
+        bad = _status(pipe.url(port_var, "/metrics"), ca, "prometheus", "wrong")
+        assert bad == 401
     request = urllib.request.Request(
         pipe.url("DEMANDMON_EXPORTER_PORT", "/alerts"), data=b"{}", method="POST"
     )

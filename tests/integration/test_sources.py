@@ -156,6 +156,10 @@ def test_unregistered_source_is_refused_and_the_cap_holds(
     assert len(registered(client, prefix)) == 19
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _keys_of(client: redis.Redis, prefix: str, name: str) -> tuple[set[str], set[str], set[str]]:
     """(keys, fields of <prefix>:pos, members of <prefix>:sources / :watermarks / :registry)
     that belong to source ``name``."""
@@ -164,7 +168,7 @@ def _keys_of(client: redis.Redis, prefix: str, name: str) -> tuple[set[str], set
         for k in client.scan_iter(match=f"{prefix}:*", count=1000)
         if f"{{{name}:" in k.decode() or k.decode().endswith(f":{name}")
     }
-    fields = {f.decode() for f in client.hkeys(f"{prefix}:pos") if f.decode().endswith(f":{name}")}
+    fields = {_text(f) for f in client.hkeys(f"{prefix}:pos") if _text(f).endswith(f":{name}")}
     members = {key for key in ("sources", "registry") if client.sismember(f"{prefix}:{key}", name)}
     if client.zscore(f"{prefix}:watermarks", name) is not None:
         members.add("watermarks")
@@ -229,7 +233,7 @@ def test_sources_list_and_delete(pipeline: Pipeline, tmp_path: Path) -> None:
     series = f'demand_events_applied_total{{source="{drop}"}}'
     wait_for(lambda: prom_query(prom, series), bool, 30, "Prometheus to scrape the source")
     before = _all_keys(client, prefix)
-    pos_before = {f.decode() for f in client.hkeys(f"{prefix}:pos")}
+    pos_before = {_text(f) for f in client.hkeys(f"{prefix}:pos")}
     owned, fields, members = _keys_of(client, prefix, drop)
     assert any(k.endswith(":meta") for k in owned)
     assert {f"{prefix}:parts:{drop}", f"{prefix}:replay:{drop}"} <= owned
@@ -241,7 +245,7 @@ def test_sources_list_and_delete(pipeline: Pipeline, tmp_path: Path) -> None:
     assert f"removed {drop} from {prefix}:registry" in out
     assert f"removed {prefix}:parts:{drop}, {prefix}:replay:{drop}" in out
     assert _all_keys(client, prefix) == before - owned
-    assert {f.decode() for f in client.hkeys(f"{prefix}:pos")} == pos_before - fields
+    assert {_text(f) for f in client.hkeys(f"{prefix}:pos")} == pos_before - fields
     assert _keys_of(client, prefix, drop) == (set(), set(), set())
     samples = scrape(pipeline.metrics_url)
     assert not [k for k in samples if ("source", drop) in k[1]]

@@ -96,7 +96,7 @@ def test_event_reaches_prometheus_exactly_once(pipeline: Pipeline) -> None:
     worker = pipeline.start_worker()
     pipeline.start_exporter()
     duplicated = [*EVENTS, EVENTS[1]]  # the same event_id delivered twice
-    malformed = [
+    malformed: list[tuple[bytes | None, bytes]] = [
         (b"CAD/9", b'{"schema": "cad.incident-event/1", "event_id": '),
         (b"CAD/9", json.dumps({**EVENTS[0], "bcu": "XX", "event_id": "bad-bcu"}).encode()),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -59,6 +60,34 @@ def test_port_in_use_is_one_line_naming_the_service(stack: Stack, tmp_path: Path
     assert lines[0].startswith(f"demandmon stack: kafka: port {busy} on 127.0.0.1 is in use")
     assert "clash/logs/kafka.log" in lines[0]
     assert control.down(tmp_path, "clash", purge=True) == []
+
+
+def test_commands_find_the_stack_from_any_folder(stack: Stack, tmp_path: Path) -> None:
+    """No endpoint variables at all: `--stack FOLDER` names the stack, and `stack status`
+    lists the four services, then the worker and the exporter."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMANDMON_")}
+    env["PYTHONPATH"] = str(REPO)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "demandmon.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    listed = run("--stack", str(stack.layout.dir), "sources", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[-1].endswith(" of 20 sources")
+    status = run(
+        "stack", "status", "--name", stack.layout.name, "--dir", str(stack.layout.dir.parent)
+    )
+    assert status.returncode == 0, status.stderr
+    services = [line.split()[0] for line in status.stdout.splitlines()]
+    assert services[:4] == ["kafka", "redis", "prometheus", "alertmanager"]
+    assert {"worker", "exporter"} <= set(services[4:])
 
 
 def test_two_services_on_one_port_are_refused(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.batch import SOURCE_HEADER, Consumed, plan_batch
+from agents.batch import Consumed, plan_batch
 from agents.classify import load_mapping
 from demandmon.exporter.families import HELP, source_samples
 from demandmon.state.reader import StateReader
 from demandmon.state.store import StoreConfig
 from schemas import EVENT_TYPES
+from schemas.vocabulary import SOURCE_HEADER
 from tests.conftest import Stack
 from tests.oracle import Oracle
 from tests.sync_store import SyncStateStore

@@ -16,8 +16,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import InvalidReplicationFactorError
 
+from demandmon.kafka_topics import ensure_topics
 from demandmon.settings import Settings
-from streams.topics import ensure_topics
 from tests.conftest import REPO, Stack
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from agents.batch import SOURCE_HEADER, Consumed, Plan, plan_batch, source_of
+from agents.batch import Consumed, Plan, plan_batch, source_of
 from agents.classify import load_mapping, parse_mapping
 from agents.deadletter import deadletter_headers, deadletter_key, deadletter_value
+from schemas.vocabulary import SOURCE_HEADER
 
 MAPPING = load_mapping()
 # 2023-11-01T12:00:00Z: the wall clock the plans are made at; the future limit is 5 min.

@@ -25,20 +25,17 @@ from demandmon.clients import (
     REFUSED,
     TLS_VERIFY_FAILED,
     ClientSetupError,
-    basic_auth_ok,
-    http_get,
     kafka_failure,
     kafka_probe,
     kafka_secured,
     kafka_security,
     kafka_where,
-    metrics_auth_ok,
     redis_client,
     redis_failure,
     redis_where,
-    server_ssl_context,
 )
 from demandmon.settings import Settings
+from demandmon.web import basic_auth_ok, http_get, metrics_auth_ok, server_ssl_context
 from tests.unit.pki import Pki, pki_fixture  # noqa: F401  (the "pki" fixture)
 
 SECRET = "s3cr3t-Pa55"

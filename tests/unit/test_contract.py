@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import ContractError, decode_event, validate_event
-from schemas.contract import FIELD_RULES, MAX_DEPTH, MAX_MESSAGE_BYTES, valid_fields
+from schemas.contract import FIELD_RULES, valid_fields
+from schemas.message import MAX_DEPTH, MAX_MESSAGE_BYTES
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schemas" / "incident-event-v1.schema.json").read_text()

@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from demandmon.alerting import names as n
-from demandmon.alerting.generate import THRESHOLDS_FILE
 from demandmon.alerting.recording import recording_rule_names
-from demandmon.alerting.thresholds import Thresholds, load_thresholds, parse_thresholds
+from demandmon.alerting.thresholds import (
+    THRESHOLDS_FILE,
+    Thresholds,
+    load_thresholds,
+    parse_thresholds,
+)
 from demandmon.dashboards import dashboard_files, dashboard_models, panel_exprs, panel_queries
-from demandmon.dashboards.common import panels
+from demandmon.dashboards.common import DATASOURCE_UID, panels
+from schemas.vocabulary import BCU_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 WALL = "grafana/dashboards/control-room-wall.json"
@@ -62,9 +66,9 @@ def test_every_datasource_reference_is_the_provisioned_uid(models: dict[str, Mod
         (ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"]
     assert [(d["uid"], d["type"], d["url"]) for d in provisioned] == [
-        (n.DATASOURCE_UID, "prometheus", "https://prometheus:9090")
+        (DATASOURCE_UID, "prometheus", "https://prometheus:9090")
     ]
-    expected = {"type": "prometheus", "uid": n.DATASOURCE_UID}
+    expected = {"type": "prometheus", "uid": DATASOURCE_UID}
     for rel, model in models.items():
         for panel in panels(model):
             assert panel["datasource"] == expected, f"{rel}: {panel['title']}"
@@ -178,7 +182,7 @@ def _steps(panel: Model) -> list[tuple[float | None, str]]:
 
 def test_wall_has_a_tile_per_bcu_coloured_from_thresholds(models: dict[str, Model]) -> None:
     wall = models[WALL]
-    for bcu in n.BCU_CODES:
+    for bcu in BCU_CODES:
         rate = _tile(wall, "RCRP deployment rate", bcu)
         assert f'bcu="{bcu}"' in rate["targets"][0]["expr"]
     assert _steps(_tile(wall, "RCRP deployment rate", "AW")) == [(None, "green"), (0.4, "red")]
@@ -220,7 +224,7 @@ def test_wall_compares_with_last_year_and_lists_alerts(models: dict[str, Model])
 def test_bcu_detail_has_a_bcu_variable(models: dict[str, Model]) -> None:
     detail = models[BCU_DETAIL]
     variables = {v["name"]: v for v in detail["templating"]["list"]}
-    assert [o["value"] for o in variables["bcu"]["options"]] == list(n.BCU_CODES)
+    assert [o["value"] for o in variables["bcu"]["options"]] == list(BCU_CODES)
     assert all('bcu="$bcu"' in e for e in panel_exprs(detail))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.batch import SOURCE_HEADER, Consumed, Rejection, plan_batch
+from agents.batch import Consumed, Rejection, plan_batch
 from agents.classify import load_mapping
 from agents.deadletter import (
     MAX_HEADER_BYTES,
@@ -17,6 +17,7 @@ from agents.deadletter import (
     deadletter_value,
 )
 from schemas.contract import FIELD_RULES
+from schemas.vocabulary import SOURCE_HEADER
 
 MAPPING = load_mapping()
 NOW_MS = 1698840000000  # 2023-11-01T12:00:00Z

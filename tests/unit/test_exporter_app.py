@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from demandmon.clients import http_get, server_ssl_context
 from demandmon.exporter.server import (
     MAX_ALERT_BODY,
     MAX_LOGGED_ALERTS,
@@ -32,6 +31,7 @@ from demandmon.exporter.server import (
     make_exporter_server,
 )
 from demandmon.settings import Settings
+from demandmon.web import http_get, server_ssl_context
 from tests.unit.pki import Pki, pki_fixture  # noqa: F401  (the "pki" fixture)
 
 TOKEN = "t0ken-of-the-alerts"

@@ -57,7 +57,11 @@ def test_reader_keeps_good_lines_and_reports_bad_ones(tmp_path: Path) -> None:
 
 
 def test_shift_rewrites_only_the_event_time() -> None:
-    doc = {"incident_id": "A", "occurred_at": "2022-11-01T00:00:00Z", "event_id": "e"}
+    doc: dict[str, object] = {
+        "incident_id": "A",
+        "occurred_at": "2022-11-01T00:00:00Z",
+        "event_id": "e",
+    }
     record = Record(1, b"A", 1667260800000, doc)
     shifted = json.loads(encode(record, parse_duration_ms("52w")))
     assert shifted["occurred_at"] == "2023-10-31T00:00:00.000Z"

@@ -20,12 +20,17 @@ from demandmon.alerting.alertmanager import (
     alertmanager_config,
     render_alertmanager,
 )
-from demandmon.alerting.cli import main
-from demandmon.alerting.generate import THRESHOLDS_FILE, generated_files
 from demandmon.alerting.pipeline_alerts import STUCK_PARTITION_ANCHOR
 from demandmon.alerting.recording import recording_rule_names
 from demandmon.alerting.rules import ALERTS_FILE, RECORDING_FILE, alert_rules_yaml
-from demandmon.alerting.thresholds import Thresholds, load_thresholds, parse_thresholds
+from demandmon.alerting.thresholds import (
+    THRESHOLDS_FILE,
+    Thresholds,
+    load_thresholds,
+    parse_thresholds,
+)
+from demandmon.config.cli import main
+from demandmon.config.generate import generated_files
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = ROOT / "deploy" / "prometheus" / "tests"

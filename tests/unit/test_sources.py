@@ -9,45 +9,18 @@ import json
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from agents.batch import SOURCE_HEADER, Consumed, Entry, Rejection, plan_batch
-from agents.classify import load_mapping
-from agents.incident_events import BatchApplier
-from agents.metrics import WorkerMetrics
+from agents.applier import BatchApplier
+from agents.batch import plan_batch
 from agents.registry import CLOCK_SKEW_MS, SourceRegistry
-from demandmon.settings import Settings
 from demandmon.sources import as_json, as_table, iso
 from demandmon.state.registry import Registration, SourceInfo, glob_escape
-from demandmon.state.store import ApplyResult, Resume, Shard, ShardResult
+from tests.unit.fakes import MAPPING, FakeStore, make_applier, message
 
-MAPPING = load_mapping()
 NOW_MS = 1698840000000  # 2023-11-01T12:00:00Z
-
-
-def _event(n: int) -> bytes:
-    return json.dumps(
-        {
-            "schema": "cad.incident-event/1",
-            "event_id": f"e{n}",
-            "incident_id": f"CAD/{n}",
-            "type": "created",
-            "occurred_at": "2023-11-01T10:00:00Z",
-            "bcu": "SE",
-            "opening_code": "MENTAL_HEALTH",
-            "caller": "public",
-        }
-    ).encode()
-
-
-def _msg(n: int, source: str | None = None, partition: int = 0, ts: int | None = None) -> Consumed:
-    headers = [] if source is None else [(SOURCE_HEADER, source.encode())]
-    return Consumed("t", partition, n, f"CAD/{n}".encode(), _event(n), headers, ts)
 
 
 # -- plan_batch ----------------------------------------------------------------------------
@@ -55,7 +28,7 @@ def _msg(n: int, source: str | None = None, partition: int = 0, ts: int | None =
 
 def test_an_unregistered_source_is_bad_source_counted_under_unknown() -> None:
     plan = plan_batch(
-        [_msg(1, "nov-2023"), _msg(2, "someone-elses"), _msg(3), _msg(4, "live")],
+        [message(1, "nov-2023"), message(2, "someone-elses"), message(3), message(4, "live")],
         MAPPING,
         65536,
         NOW_MS,
@@ -73,7 +46,9 @@ def test_an_unregistered_source_is_bad_source_counted_under_unknown() -> None:
 
 
 def test_live_is_never_refused_and_nothing_else_is_accepted_without_registration() -> None:
-    plan = plan_batch([_msg(1), _msg(2, "live"), _msg(3, "r1")], MAPPING, 65536, NOW_MS, 0, ())
+    plan = plan_batch(
+        [message(1), message(2, "live"), message(3, "r1")], MAPPING, 65536, NOW_MS, 0, ()
+    )
     assert [e[0] for e in plan.shards[("live", 0)]] == [1, 2]
     assert [(r.source, r.reason) for r in plan.rejections] == [("unknown", "bad_source")]
 
@@ -83,117 +58,19 @@ def test_live_is_never_refused_and_nothing_else_is_accepted_without_registration
 
 def test_registry_is_read_for_unknown_recent_sources_only() -> None:
     reg = SourceRegistry()
-    assert reg.could_be_newer([_msg(1, "r1", ts=0)])  # never read: must read
-    assert not reg.could_be_newer([_msg(1), _msg(2, "live"), _msg(3, "Bad Name")])
+    assert reg.could_be_newer([message(1, "r1", ts=0)])  # never read: must read
+    assert not reg.could_be_newer([message(1), message(2, "live"), message(3, "Bad Name")])
     reg.update({"r1"}, started=100.0, started_ms=NOW_MS)
-    assert not reg.could_be_newer([_msg(1, "r1", ts=NOW_MS + 10)])
+    assert not reg.could_be_newer([message(1, "r1", ts=NOW_MS + 10)])
     # Unknown and sent after (or about when) the registry was read: read again.
-    assert reg.could_be_newer([_msg(1, "r2", ts=NOW_MS + 10)])
-    assert reg.could_be_newer([_msg(1, "r2", ts=NOW_MS - CLOCK_SKEW_MS)])
-    assert reg.could_be_newer([_msg(1, "r2", ts=None)])
+    assert reg.could_be_newer([message(1, "r2", ts=NOW_MS + 10)])
+    assert reg.could_be_newer([message(1, "r2", ts=NOW_MS - CLOCK_SKEW_MS)])
+    assert reg.could_be_newer([message(1, "r2", ts=None)])
     # Sent well before the read: its source would have been in it (replays register
     # before they send), so it is refused without another read.
-    assert not reg.could_be_newer([_msg(1, "r2", ts=NOW_MS - CLOCK_SKEW_MS - 1)])
+    assert not reg.could_be_newer([message(1, "r2", ts=NOW_MS - CLOCK_SKEW_MS - 1)])
     assert reg.keeps("live") and reg.keeps("unknown") and reg.keeps("r1")
     assert not reg.keeps("r2")
-
-
-class FakeStore:
-    """Just enough of StateStore for the applier: shards' offsets, partitions' positions
-    and the registry, in memory."""
-
-    def __init__(self, registry: Iterable[str]) -> None:
-        self.registry = set(registry)
-        self.held: dict[Shard, int] = {}
-        self.positions: dict[int, int] = {}
-        self.saved_fields: dict[str, int] = {}
-        self.registry_reads = 0
-
-    async def registered_sources(self) -> frozenset[str]:
-        self.registry_reads += 1
-        return frozenset(self.registry)
-
-    async def apply(
-        self, shards: Mapping[Shard, list[Entry]], now_ms: int, expect: Mapping[Shard, int]
-    ) -> ApplyResult:
-        result = ApplyResult()
-        for shard, entries in shards.items():
-            held = self.held.get(shard, -1)
-            if expect.get(shard, -2) >= 0 and held < expect[shard]:
-                result.shards[shard] = ShardResult(behind=True, offset_before=held)
-                continue
-            fresh = [e for e in entries if int(str(e[0])) > held]
-            after = max([held, *(int(str(e[0])) for e in fresh)])
-            self.held[shard] = after
-            result.shards[shard] = ShardResult(
-                offset_before=held,
-                offset_after=after,
-                applied=sum(1 for e in fresh if e[1] == 1),
-                skipped=len(entries) - len(fresh),
-                rejected=Counter(str(e[2]) for e in fresh if e[1] == 0),
-                watermark=1,
-                horizon_watermark=1,
-            )
-        return result
-
-    async def save_positions(
-        self, positions: Mapping[int, tuple[int, Mapping[str, int]]], watermarks: Any
-    ) -> None:
-        for p, (offset, shard_offsets) in positions.items():
-            self.positions[p] = offset
-            for source, held in shard_offsets.items():
-                self.saved_fields[f"{p}:{source}"] = held
-
-    async def positions_held(
-        self, partitions: Iterable[int], shards: Iterable[Shard]
-    ) -> tuple[dict[int, int], dict[Shard, int]]:
-        return (
-            {p: self.positions.get(p, -1) for p in partitions},
-            {s: self.held.get(s, -1) for s in shards},
-        )
-
-    async def source_watermarks(self, sources: Iterable[str]) -> dict[str, int]:
-        return dict.fromkeys(sources, 1)
-
-    async def prune(self, shards: Mapping[Shard, int], *_: Any) -> dict[Shard, ShardResult]:
-        return {s: ShardResult(horizon_watermark=1) for s in shards}
-
-    async def resume(self, partition: int) -> Resume:
-        held = {s: off for (s, p), off in self.held.items() if p == partition}
-        return Resume(self.positions.get(partition, -1) + 1 or None, held)
-
-    async def settle_late(self, *_: Any) -> None:
-        return None
-
-    def delete(self, source: str) -> None:
-        """What `demandmon sources delete` does: deregister, then delete the keys."""
-        self.registry.discard(source)
-        for shard in [s for s in self.held if s[0] == source]:
-            del self.held[shard]
-        for name in [f for f in self.saved_fields if f.endswith(f":{source}")]:
-            del self.saved_fields[name]
-
-
-class NoDeadletters:
-    def __init__(self) -> None:
-        self.sent: list[Rejection] = []
-
-    async def send(self, rejections: list[Rejection]) -> None:
-        self.sent.extend(rejections)
-
-
-def _applier(store: FakeStore) -> tuple[BatchApplier, NoDeadletters]:
-    letters = NoDeadletters()
-    applier = BatchApplier(
-        Settings(),
-        store,
-        MAPPING,
-        WorkerMetrics.create(),
-        letters,  # type: ignore[arg-type]
-    )
-    for p in (0, 1):
-        applier.take(p, Resume(None, {}))
-    return applier, letters
 
 
 def _rewinds(applier: BatchApplier) -> float:
@@ -212,18 +89,18 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr("agents.incident_events.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("agents.retry.asyncio.sleep", fake_sleep)
     return slept
 
 
 def test_a_deleted_source_is_forgotten_not_rewound(no_sleep: list[float]) -> None:
     store = FakeStore({"old", "kept"})
-    applier, letters = _applier(store)
+    applier, letters = make_applier(store)
 
     async def scenario() -> dict[int, int | None]:
         now = _now_ms()
         await applier.process(
-            [_msg(0, "old", 0, now), _msg(1, "kept", 0, now), _msg(2, None, 1, now)]
+            [message(0, "old", 0, now), message(1, "kept", 0, now), message(2, None, 1, now)]
         )
         assert ("old", 0) in applier.shard_offsets
         assert await applier.check([0, 1]) == {}  # nothing changed: nothing to rewind
@@ -239,7 +116,7 @@ def test_a_deleted_source_is_forgotten_not_rewound(no_sleep: list[float]) -> Non
 
     async def later() -> None:
         now = _now_ms()
-        await applier.process([_msg(3, "old", 0, now), _msg(4, "kept", 0, now)])
+        await applier.process([message(3, "old", 0, now), message(4, "kept", 0, now)])
 
     asyncio.run(later())
     # The deleted source's messages are refused now, and its position fields stay gone.
@@ -253,10 +130,10 @@ def test_a_deleted_source_is_forgotten_not_rewound(no_sleep: list[float]) -> Non
 def test_a_shard_that_vanishes_while_registered_is_still_a_rewind() -> None:
     """The control: the forgetting above is about deleted sources only."""
     store = FakeStore({"r1"})
-    applier, _ = _applier(store)
+    applier, _ = make_applier(store)
 
     async def scenario() -> dict[int, int | None]:
-        await applier.process([_msg(0, "r1", 0, _now_ms()), _msg(1, "r1", 0, _now_ms())])
+        await applier.process([message(0, "r1", 0, _now_ms()), message(1, "r1", 0, _now_ms())])
         del store.held[("r1", 0)]  # Redis came back without it
         return await applier.check([0, 1])
 
@@ -268,12 +145,14 @@ def test_a_source_deleted_under_a_batch_is_read_again_without_counting_a_rewind(
     """The worker still believes in the source (it has not read the registry since the
     delete): the apply finds its shard gone; the registry read then says why."""
     store = FakeStore({"old"})
-    applier, letters = _applier(store)
+    applier, letters = make_applier(store)
 
     async def scenario() -> dict[int, int | None]:
-        await applier.process([_msg(0, "old", 0, _now_ms())])
+        await applier.process([message(0, "old", 0, _now_ms())])
         store.delete("old")
-        return await applier.process([_msg(1, None, 0, _now_ms()), _msg(2, "old", 0, _now_ms())])
+        return await applier.process(
+            [message(1, None, 0, _now_ms()), message(2, "old", 0, _now_ms())]
+        )
 
     # Read again from where Redis stands (its message is refused then), not from the start.
     assert asyncio.run(scenario()) == {0: 1}
@@ -285,14 +164,14 @@ def test_a_replay_registered_a_moment_ago_is_accepted_on_its_first_message(
     no_sleep: list[float],
 ) -> None:
     store = FakeStore(set())
-    applier, letters = _applier(store)
+    applier, letters = make_applier(store)
 
     async def scenario() -> None:
-        await applier.process([_msg(0, "stray", 0, _now_ms())])  # read 1: refused
+        await applier.process([message(0, "stray", 0, _now_ms())])  # read 1: refused
         store.registry.add("fresh")  # a replay registers just after that read
-        await applier.process([_msg(1, "fresh", 0, _now_ms())])  # read 2, no wait
-        await applier.process([_msg(2, "fresh", 0, _now_ms())])  # known: no read
-        await applier.process([_msg(3, "stray", 0, _now_ms() - 60_000)])  # old: no read
+        await applier.process([message(1, "fresh", 0, _now_ms())])  # read 2, no wait
+        await applier.process([message(2, "fresh", 0, _now_ms())])  # known: no read
+        await applier.process([message(3, "stray", 0, _now_ms() - 60_000)])  # old: no read
 
     asyncio.run(scenario())
     assert store.registry_reads == 2

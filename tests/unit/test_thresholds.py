@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from demandmon.alerting.names import BCU_CODES
 from demandmon.alerting.thresholds import (
     Thresholds,
     ThresholdsError,
     load_thresholds,
     parse_thresholds,
 )
+from schemas.vocabulary import BCU_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 THRESHOLDS = ROOT / "deploy" / "thresholds.yaml"

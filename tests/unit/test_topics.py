@@ -10,9 +10,9 @@ import pytest
 from kafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
-from demandmon.settings import Settings
-from streams import topics
-from streams.topics import (
+from demandmon import kafka_topics as topics
+from demandmon.clients import KafkaUnavailable
+from demandmon.kafka_topics import (
     RETENTION_MS,
     TopicSpec,
     TopicsReport,
@@ -21,6 +21,7 @@ from streams.topics import (
     retention_to_set,
     topic_specs,
 )
+from demandmon.settings import Settings
 
 DAY_MS = 86400 * 1000
 
@@ -201,6 +202,6 @@ def test_existing_topic_with_fewer_replicas_is_reported(monkeypatch: pytest.Monk
 def test_unreadable_retention_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     admin = FakeAdmin({"ev": ("-1", 1), "dl": ("-1", 1)})
     monkeypatch.setattr(admin, "describe_configs", lambda resources, config_filter: {})
-    with pytest.raises(topics.KafkaUnavailable, match=r"ev: cannot read retention\.ms"):
+    with pytest.raises(KafkaUnavailable, match=r"ev: cannot read retention\.ms"):
         _ensure(monkeypatch, admin)
     assert admin.closed

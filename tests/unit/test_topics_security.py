@@ -15,10 +15,12 @@ from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType,
 from kafka.errors import KafkaError
 
 from agents import app as worker
-from demandmon import clients
+from demandmon import clients, kafka_acls
+from demandmon import kafka_topics as topics
+from demandmon.clients import KafkaUnavailable, RedisUnavailable
+from demandmon.kafka_acls import Grant, acl_grants
+from demandmon.kafka_topics import check_topics, topics_ready
 from demandmon.settings import Settings
-from streams import topics
-from streams.topics import Grant, KafkaUnavailable, acl_grants, check_topics, topics_ready
 
 SECURE = {
     "kafka_security_protocol": "SASL_SSL",
@@ -91,9 +93,9 @@ def test_a_grant_is_an_allow_acl_on_a_literal_name_from_any_host() -> None:
 def test_granting_is_idempotent() -> None:
     settings = _settings(**SECURE)
     admin = FakeAdmin()
-    first = topics.grant_acls(admin, settings)
+    first = kafka_acls.grant_acls(admin, settings)
     assert len(first) == 7
-    assert topics.grant_acls(admin, settings) == []
+    assert kafka_acls.grant_acls(admin, settings) == []
     assert len(admin.created_batches) == 1
 
 
@@ -101,7 +103,7 @@ def test_only_the_missing_grants_are_created() -> None:
     settings = _settings(**SECURE)
     admin = FakeAdmin()
     admin.acls = [Grant("worker", "TOPIC", "ev", "READ").acl()]
-    created = topics.grant_acls(admin, settings)
+    created = kafka_acls.grant_acls(admin, settings)
     assert Grant("worker", "TOPIC", "ev", "READ") not in created
     assert len(created) == 6
 
@@ -110,7 +112,7 @@ def test_a_refused_grant_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     admin = FakeAdmin()
     admin.create_acls = lambda acls: {"succeeded": [], "failed": [KeyError] * len(acls)}  # type: ignore[method-assign]
     with pytest.raises(KafkaUnavailable, match=r"granting 7 ACLs failed \(KeyError\)"):
-        topics.grant_acls(admin, _settings(**SECURE))
+        kafka_acls.grant_acls(admin, _settings(**SECURE))
 
 
 @pytest.mark.parametrize(("protocol", "granted"), [("SASL_SSL", 7), ("PLAINTEXT", 0)])
@@ -175,6 +177,7 @@ def test_admin_client_stops_at_once_on_a_lasting_failure(monkeypatch: pytest.Mon
         raise KafkaError("Unable to bootstrap")
 
     monkeypatch.setattr(topics, "KafkaAdminClient", refuse)
+    monkeypatch.setattr(topics, "kafka_refused", lambda settings: None)  # something listens
     monkeypatch.setattr(clients, "kafka_probe", lambda settings: clients.AUTH_FAILED)
     settings = _settings(kafka_bootstrap="127.0.0.1:9093", kafka_username="admin")
     with pytest.raises(KafkaUnavailable) as caught:
@@ -226,7 +229,7 @@ def test_the_worker_stops_at_once_on_a_wrong_redis_password(
     monkeypatch.setattr(worker, "redis_client", lambda settings, timeout_s: client)
     monkeypatch.setattr(worker, "topics_ready", lambda *a, **k: pytest.fail("went on to Kafka"))
     settings = _settings(redis_url="rediss://127.0.0.1:6380/0", redis_username="worker")
-    with pytest.raises(KafkaUnavailable) as caught:
+    with pytest.raises(RedisUnavailable) as caught:
         worker.wait_for_services(settings, wait_s=60)
     assert str(caught.value) == ("Redis at rediss://worker@127.0.0.1:6380/0: authentication failed")
     assert client.pings == 1
@@ -236,6 +239,6 @@ def test_the_worker_waits_for_redis_to_come_up(monkeypatch: pytest.MonkeyPatch) 
     client = _RefusingRedis(redis.ConnectionError("Error 111"))
     monkeypatch.setattr(worker, "redis_client", lambda settings, timeout_s: client)
     monkeypatch.setattr(time, "sleep", lambda s: None)
-    with pytest.raises(KafkaUnavailable, match="not answering"):
+    with pytest.raises(RedisUnavailable, match="not answering"):
         worker.wait_for_services(_settings(), wait_s=0.05)
     assert client.pings >= 1

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.windows import DAY, HOUR, WINDOWS, hour_bucket, window_buckets, window_range
+from demandmon.state.windows import DAY, HOUR, WINDOWS, hour_bucket, window_buckets, window_range
 
 
 def _epoch(text: str) -> float:

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from demandmon.alerting.generate import THRESHOLDS_FILE, generated_files
-from demandmon.alerting.thresholds import ThresholdsError, load_thresholds
-from demandmon.cliargs import CommandParser
+from demandmon.alerting.thresholds import THRESHOLDS_FILE, ThresholdsError, load_thresholds
+from demandmon.arguments import CommandParser
+from demandmon.config.generate import generated_files
 
 # Directories whose every file of the kind is loaded as a whole (Prometheus reads
 # rules/*.yml, Grafana every dashboard JSON): a stray file there is drift too.

@@ -13,7 +13,6 @@ from demandmon.alerting.rules import rule_files
 from demandmon.alerting.thresholds import Thresholds
 from demandmon.dashboards import dashboard_files
 
-THRESHOLDS_FILE = "deploy/thresholds.yaml"
 # docker-compose.yml mounts this one; the exporter's /alerts receiver logs deliveries.
 COMPOSE_ALERTMANAGER_FILE = "deploy/alertmanager/alertmanager.compose.yml"
 

@@ -9,39 +9,29 @@ consumer carries out by seeking the partition back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
 
-import redis
-
-from agents.batch import Consumed, Entry, Plan, Rejection, plan_batch, source_of
+from agents.batch import Consumed, Rejection, plan_batch, source_of
 from agents.classify import RcrpMapping
 from agents.deadletter_sender import DeadLetterSender
+from agents.isolation import apply_isolating
 from agents.metrics import WorkerMetrics
 from agents.registry import SourceRegistry
-from demandmon.settings import LIVE_SOURCE, Settings
-from demandmon.state.store import ApplyResult, Resume, Shard, ShardResult, StateStore
+from agents.retry import T, until_done
+from demandmon.settings import Settings
+from demandmon.state.record import entry_offset
+from demandmon.state.store import ApplyResult, Resume, Shard, StateStore
+from schemas.vocabulary import APPLY_ERROR, TOO_LATE, UNKNOWN_SOURCE
 
 log = logging.getLogger("demandmon.worker")
-MAX_BACKOFF_S = 5.0
-T = TypeVar("T")
 TOO_LATE_DETAIL = "occurred_at is further behind the source's watermark than the horizon"
 APPLY_ERROR_DETAIL = "the apply script failed on this event"
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def is_script_error(exc: BaseException) -> bool:
-    """A Lua runtime error: the same input fails again, so retrying cannot help."""
-    text = str(exc)
-    return isinstance(exc, redis.ResponseError) and (
-        "user_script" in text or "Error running script" in text
-    )
 
 
 class BatchApplier:
@@ -193,7 +183,12 @@ class BatchApplier:
         if plan.rejections:
             await self.deadletters.send(plan.rejections)
         self._poisoned.clear()
-        result = await self.until_done(lambda: self._apply(plan, now_ms), "applying a batch")
+        result = await self.until_done(
+            lambda: apply_isolating(
+                self.store, plan.shards, now_ms, self.shard_offsets, self._poisoned
+            ),
+            "applying a batch",
+        )
         by_offset = {(m.partition, m.offset): m for m in messages}
         rewinds: dict[int, int | None] = {}
         if result.behind():
@@ -207,14 +202,14 @@ class BatchApplier:
                 if self.registry.keeps(source):
                     floors.append(r.offset_before + 1)
                 else:  # read its messages again: they are refused now
-                    deleted.append(min(int(str(e[0])) for e in plan.shards[(source, p)]))
+                    deleted.append(min(entry_offset(e) for e in plan.shards[(source, p)]))
             rewinds[partition] = await self._rewind(
                 partition, min(floors + deleted), rolled_back=bool(floors)
             )
         await self._settle_late(result, by_offset)
         watermarks = await self._save_positions(messages, result, set(rewinds))
         await self._prune_behind(watermarks, now_ms)
-        self._count(messages, plan, result)
+        self.metrics.count_batch(messages, plan, result, len(self._poisoned))
         return rewinds
 
     async def _prune_behind(self, watermarks: dict[str, int], now_ms: int) -> None:
@@ -237,49 +232,6 @@ class BatchApplier:
             if not r.behind:
                 self.shard_horizons[shard] = r.horizon_watermark
 
-    async def _apply(self, plan: Plan, now_ms: int) -> ApplyResult:
-        try:
-            return await self.store.apply(plan.shards, now_ms, self.shard_offsets)
-        except redis.ResponseError as exc:
-            if not is_script_error(exc):
-                raise
-        # One event the script cannot take must not stall its partition: apply shard by
-        # shard, and in a failing shard event by event, dead-lettering the one that fails.
-        result = ApplyResult()
-        for shard, entries in plan.shards.items():
-            result.shards[shard] = await self._apply_isolating(shard, entries, now_ms)
-        return result
-
-    async def _apply_isolating(
-        self, shard: Shard, entries: list[Entry], now_ms: int
-    ) -> ShardResult:
-        try:
-            one = await self.store.apply({shard: entries}, now_ms, self.shard_offsets)
-            return one.shards[shard]
-        except redis.ResponseError as exc:
-            if not is_script_error(exc):
-                raise
-        merged = ShardResult(offset_before=self.shard_offsets.get(shard, -1))
-        for entry in entries:
-            try:
-                part = await self.store.apply({shard: [entry]}, now_ms, self._expect(shard))
-            except redis.ResponseError as exc:
-                if not is_script_error(exc):
-                    raise
-                log.error("an event made the apply script fail; dead-lettering it")
-                poisoned = [entry[0], 0, "apply_error"]
-                part = await self.store.apply({shard: [poisoned]}, now_ms, self._expect(shard))
-                self._poisoned.add((shard[1], int(str(entry[0]))))
-            r = part.shards[shard]
-            if r.behind:
-                return r
-            self.shard_offsets[shard] = r.offset_after
-            _merge(merged, r)
-        return merged
-
-    def _expect(self, shard: Shard) -> dict[Shard, int]:
-        return {shard: self.shard_offsets[shard]} if shard in self.shard_offsets else {}
-
     async def _settle_late(
         self, result: ApplyResult, by_offset: dict[tuple[int, int], Consumed]
     ) -> None:
@@ -289,17 +241,19 @@ class BatchApplier:
                 continue
             owed = [by_offset[(shard[1], o)] for o in r.late if (shard[1], o) in by_offset]
             await self.deadletters.send(
-                [Rejection(m, shard[0], "too_late", TOO_LATE_DETAIL) for m in owed]
+                [Rejection(m, shard[0], TOO_LATE, TOO_LATE_DETAIL) for m in owed]
             )
             await self.until_done(
                 lambda s=shard, offsets=r.late: self.store.settle_late(s, offsets),  # type: ignore[misc]
                 "settling dead letters",
             )
             for _ in owed:
-                self.metrics.deadlettered.labels("too_late").inc()
+                self.metrics.deadlettered.labels(TOO_LATE).inc()
         if self._poisoned:
             rejections = [
-                Rejection(m, source_of(m.headers) or "unknown", "apply_error", APPLY_ERROR_DETAIL)
+                Rejection(
+                    m, source_of(m.headers) or UNKNOWN_SOURCE, APPLY_ERROR, APPLY_ERROR_DETAIL
+                )
                 for key, m in by_offset.items()
                 if key in self._poisoned
             ]
@@ -334,46 +288,4 @@ class BatchApplier:
         return watermarks
 
     async def until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
-        """Retry with backoff until it works: skipping would lose events. A partition
-        stuck here shows as growing lag on the worker's /metrics and raises an alert."""
-        backoff = 0.2
-        while True:
-            try:
-                return await action()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.metrics.apply_failures.inc()
-                log.error("%s failed (%s); retrying", what, type(exc).__name__)
-                # Tracebacks hold code locations only; event values never reach the log.
-                log.debug("%s failure", what, exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
-
-    def _count(self, messages: list[Consumed], plan: Plan, result: ApplyResult) -> None:
-        done = time.time()
-        m = self.metrics
-        m.messages.inc(len(messages))
-        m.batches.inc()
-        m.applied.inc(result.applied)
-        m.duplicates.inc(result.duplicate)
-        m.skipped.inc(result.skipped)
-        m.last_apply.set(done)
-        for rejection in plan.rejections:
-            m.deadlettered.labels(rejection.reason).inc()
-        for _ in self._poisoned:
-            m.deadlettered.labels("apply_error").inc()
-        for msg in messages:
-            if msg.timestamp_ms is not None:
-                kind = "live" if source_of(msg.headers) == LIVE_SOURCE else "replay"
-                m.latency.labels(kind).observe(max(0.0, done - msg.timestamp_ms / 1000))
-
-
-def _merge(into: ShardResult, part: ShardResult) -> None:
-    into.offset_after = part.offset_after
-    into.applied += part.applied
-    into.duplicate += part.duplicate
-    into.skipped += part.skipped
-    into.orphaned += part.orphaned
-    into.late.extend(part.late)
-    into.rejected.update(part.rejected)
+        return await until_done(action, what, self.metrics.apply_failures)
