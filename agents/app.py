@@ -133,19 +133,20 @@ def wait_for_services(settings: Settings, wait_s: float = STARTUP_WAIT_S) -> Non
     certificate are one line at once (a ServiceUnavailable naming the service). On the
     plain stack the topics are created, on a secure one checked."""
     deadline = time.monotonic() + wait_s
-    client = redis_client(settings, timeout_s=2)
-    try:
-        while True:
+    while True:
+        try:
+            # Made inside the wait: a cluster client reads the cluster's layout at once.
+            client = redis_client(settings, timeout_s=2)
             try:
                 client.ping()
-                break
-            except redis.RedisError as exc:
-                failure = redis_failure(settings, exc)
-                if not failure.retry or failure.refused or time.monotonic() >= deadline:
-                    raise RedisUnavailable(failure.line) from None
-                time.sleep(1)
-    finally:
-        client.close()
+            finally:
+                client.close()
+            break
+        except redis.RedisError as exc:
+            failure = redis_failure(settings, exc)
+            if not failure.retry or failure.refused or time.monotonic() >= deadline:
+                raise RedisUnavailable(failure.line) from None
+            time.sleep(1)
     names = [settings.events_topic, settings.deadletter_topic]
     topics_ready(settings, names, wait_s=max(1.0, deadline - time.monotonic()))
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass
 
-from agents.batch import Consumed, Rejection, plan_batch, source_of
+from agents.batch import Consumed, Plan, Rejection, plan_batch, source_of
 from agents.classify import RcrpMapping
 from agents.deadletter_sender import DeadLetterSender
 from agents.isolation import apply_isolating
@@ -32,6 +33,22 @@ APPLY_ERROR_DETAIL = "the apply script failed on this event"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch planned and waiting to be applied."""
+
+    messages: list[Consumed]
+    plan: Plan
+    now_ms: int
+
+    def without(self, partitions: Collection[int]) -> PreparedBatch | None:
+        """Less these partitions (rewound, or revoked); None when nothing is left."""
+        if not partitions or not any(m.partition in partitions for m in self.messages):
+            return self
+        kept = [m for m in self.messages if m.partition not in partitions]
+        return PreparedBatch(kept, self.plan.without(partitions), self.now_ms) if kept else None
 
 
 class BatchApplier:
@@ -127,14 +144,6 @@ class BatchApplier:
             for shard in [s for s in book if not self.registry.keeps(s[0])]:
                 del book[shard]
 
-    async def _registry_for(self, messages: list[Consumed]) -> None:
-        """Read the registry again if a message may name a source registered since the
-        last read, so that a replay registered a moment ago is accepted on its first
-        message. One read (a single SMEMBERS) per batch at most: a flood of unregistered
-        names costs that, never a wait."""
-        if self.registry.could_be_newer(messages):
-            await self.until_done(self.refresh_registry, "reading the source registry")
-
     async def check(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Compare what Redis holds with what was applied (Redis restored or failed over
         while the feed is quiet); returns the partitions to rewind and where to."""
@@ -168,16 +177,34 @@ class BatchApplier:
 
     async def process(self, messages: list[Consumed]) -> dict[int, int | None]:
         """Apply a batch; returns the partitions to rewind (Redis was found behind)."""
-        await self._registry_for(messages)
-        now_ms = int(time.time() * 1000)
+        if self.needs_registry(messages):
+            await self.until_done(self.refresh_registry, "reading the source registry")
+        return await self.commit(self.prepare(messages))
+
+    def needs_registry(self, messages: list[Consumed]) -> bool:
+        """Whether the registry must be read again before these messages are planned:
+        one may name a source registered since the last read (a replay registered a
+        moment ago is accepted on its first message). One read (a single SMEMBERS) per
+        batch at most: a flood of unregistered names costs that, never a wait."""
+        return self.registry.could_be_newer(messages)
+
+    def prepare(self, messages: list[Consumed]) -> PreparedBatch:
+        """Decode, validate and classify a batch: CPU only, no I/O, so the consumer can
+        prepare the next batch while Redis applies this one."""
+        now = now_ms()
         plan = plan_batch(
             messages,
             self.mapping,
             self.settings.max_message_bytes,
-            now_ms,
+            now,
             self.settings.max_future_s * 1000,
             self.registry.names,
         )
+        return PreparedBatch(messages, plan, now)
+
+    async def commit(self, batch: PreparedBatch) -> dict[int, int | None]:
+        """Dead-letter, apply, record positions; returns the partitions to rewind."""
+        messages, plan, now_ms = batch.messages, batch.plan, batch.now_ms
         # Dead letters are delivered before the batch is applied: if we crash in between,
         # the batch is read again and a dead letter may repeat, but none is ever lost.
         if plan.rejections:
@@ -189,7 +216,6 @@ class BatchApplier:
             ),
             "applying a batch",
         )
-        by_offset = {(m.partition, m.offset): m for m in messages}
         rewinds: dict[int, int | None] = {}
         if result.behind():
             # A shard found gone may be a source deleted since the batch was planned.
@@ -206,7 +232,7 @@ class BatchApplier:
             rewinds[partition] = await self._rewind(
                 partition, min(floors + deleted), rolled_back=bool(floors)
             )
-        await self._settle_late(result, by_offset)
+        await self._settle_late(result, messages)
         watermarks = await self._save_positions(messages, result, set(rewinds))
         await self._prune_behind(watermarks, now_ms)
         self.metrics.count_batch(messages, plan, result, len(self._poisoned))
@@ -232,13 +258,14 @@ class BatchApplier:
             if not r.behind:
                 self.shard_horizons[shard] = r.horizon_watermark
 
-    async def _settle_late(
-        self, result: ApplyResult, by_offset: dict[tuple[int, int], Consumed]
-    ) -> None:
+    async def _settle_late(self, result: ApplyResult, messages: list[Consumed]) -> None:
         """Dead letters decided inside Redis (too late), and events the script refused."""
+        by_offset: dict[tuple[int, int], Consumed] = {}
         for shard, r in result.shards.items():
             if r.behind or not r.late:
                 continue
+            # Built only when something is owed: most batches owe nothing.
+            by_offset = by_offset or {(m.partition, m.offset): m for m in messages}
             owed = [by_offset[(shard[1], o)] for o in r.late if (shard[1], o) in by_offset]
             await self.deadletters.send(
                 [Rejection(m, shard[0], TOO_LATE, TOO_LATE_DETAIL) for m in owed]
@@ -254,8 +281,8 @@ class BatchApplier:
                 Rejection(
                     m, source_of(m.headers) or UNKNOWN_SOURCE, APPLY_ERROR, APPLY_ERROR_DETAIL
                 )
-                for key, m in by_offset.items()
-                if key in self._poisoned
+                for m in messages
+                if (m.partition, m.offset) in self._poisoned
             ]
             await self.deadletters.send(rejections)
 

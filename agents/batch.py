@@ -55,6 +55,14 @@ class Plan:
     def add(self, source: str, partition: int, entry: Entry) -> None:
         self.shards.setdefault((source, partition), []).append(entry)
 
+    def without(self, partitions: Collection[int]) -> Plan:
+        """The plan less these partitions' entries and rejections (they will be read
+        again: rewound, or no longer this worker's)."""
+        shards = {s: e for s, e in self.shards.items() if s[1] not in partitions}
+        rejections = [r for r in self.rejections if r.message.partition not in partitions]
+        kept = sum(1 for entries in shards.values() for e in entries if e[1] == EVENT)
+        return Plan(shards, rejections, kept)
+
 
 def source_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
     """The replay source a message carries, ``live`` when none; None when unusable (not

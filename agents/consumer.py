@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from agents.applier import BatchApplier
+from agents.applier import BatchApplier, PreparedBatch
 from agents.batch import Consumed
 from agents.metrics import WorkerMetrics
 from demandmon.clients import kafka_security
@@ -40,13 +40,17 @@ REVOKE_WAIT_S = 10.0
 
 
 def consumed(record: Any) -> Consumed:
+    headers = record.headers or ()
+    # Copied only when some value is not bytes (Kafka allows null header values).
+    if not all(type(v) is bytes for _, v in headers):
+        headers = [(str(k), bytes(v or b"")) for k, v in headers]
     return Consumed(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         key=record.key,
         value=record.value,
-        headers=[(str(k), bytes(v or b"")) for k, v in (record.headers or ())],
+        headers=headers,
         timestamp_ms=record.timestamp,
     )
 
@@ -140,7 +144,11 @@ class EventConsumer(mode.Service):
 
     @mode.Service.task
     async def _consume(self) -> None:
+        """Fetch, prepare, apply: while Redis applies one batch the next one is fetched
+        and prepared (decoding is CPU in this process, applying is CPU in Redis), with at
+        most one batch being applied at a time, in order."""
         within_ms = int(self.settings.batch_within_s * 1000)
+        applying: asyncio.Task[dict[int, int | None]] | None = None
         while not self.should_stop:
             records = await self.consumer.getmany(
                 timeout_ms=within_ms, max_records=self.settings.batch_max
@@ -151,19 +159,55 @@ class EventConsumer(mode.Service):
             messages = [
                 consumed(r) for tp, batch in records.items() if tp.partition in taken for r in batch
             ]
-            async with self.busy:
-                if messages:
-                    self._rewind(await self.applier.process(messages))
-                now = time.monotonic()
-                if now - self._last_check >= CHECK_EVERY_S:
-                    self._last_check = now
-                    partitions = [tp.partition for tp in self.consumer.assignment()]
-                    try:
-                        self._rewind(await self.applier.check(partitions))
-                    except Exception as exc:  # tried again next time; never holds up applying
-                        log.error("checking positions failed (%s)", type(exc).__name__)
+            prepared: PreparedBatch | None = None
+            if messages:
+                if self.applier.needs_registry(messages):
+                    # The registry changes what the applier believes: nothing in flight.
+                    await self._finish(applying)
+                    applying = None
+                    await self.applier.until_done(
+                        self.applier.refresh_registry, "reading the source registry"
+                    )
+                # In a thread: the event loop goes on fetching and applying meanwhile.
+                prepared = await asyncio.to_thread(self.applier.prepare, messages)
+            if applying is not None:
+                rewound = await self._finish(applying)
+                applying = None
+                # This batch was fetched before the rewind: those partitions are read again.
+                prepared = prepared.without(rewound) if prepared else None
+            if prepared is not None:
+                applying = asyncio.ensure_future(self._apply(prepared))
+            if time.monotonic() - self._last_check >= CHECK_EVERY_S:
+                await self._finish(applying)
+                applying = None
+                await self._check()
             if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
                 await self._commit()
+        await self._finish(applying)
+
+    async def _apply(self, prepared: PreparedBatch) -> dict[int, int | None]:
+        async with self.busy:
+            # Partitions revoked since the batch was fetched are another worker's now.
+            gone = {m.partition for m in prepared.messages} - set(self.applier.applied_through)
+            batch = prepared.without(gone)
+            return await self.applier.commit(batch) if batch is not None else {}
+
+    async def _finish(self, applying: asyncio.Task[dict[int, int | None]] | None) -> set[int]:
+        """Wait for the batch being applied; rewind what it found behind."""
+        if applying is None:
+            return set()
+        rewinds = await applying
+        self._rewind(rewinds)
+        return set(rewinds)
+
+    async def _check(self) -> None:
+        self._last_check = time.monotonic()
+        partitions = [tp.partition for tp in self.consumer.assignment()]
+        async with self.busy:
+            try:
+                self._rewind(await self.applier.check(partitions))
+            except Exception as exc:  # tried again next time; never holds up applying
+                log.error("checking positions failed (%s)", type(exc).__name__)
 
     async def _commit(self) -> None:
         """Tell Kafka how far we are, for tools that read the group's lag. Never read

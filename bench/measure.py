@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,12 +16,11 @@ from pathlib import Path
 import redis
 from aiokafka import AIOKafkaConsumer
 from events import BenchEvents
+from kafka import KafkaProducer
 
-from demandmon.settings import Settings
 from demandmon.state import keys
 from deploy.stack.procs import stop_child
 from schemas.vocabulary import SOURCE_HEADER
-from streams.replay.producer import make_producer
 
 SOURCE = "bench"
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,11 @@ return n
 
 def produce(bootstrap: str, topic: str, events: BenchEvents) -> tuple[float, list[int]]:
     """Send every event (acks=all); returns (seconds, partition of each event)."""
-    producer = make_producer(Settings(kafka_bootstrap=bootstrap))
+    # kafka-python, as the replay sent before librdkafka: all events are on Kafka before
+    # the worker starts, so its speed does not matter here.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024
+    )
     headers = [(SOURCE_HEADER, SOURCE.encode())]
     started = time.monotonic()
     try:
@@ -78,6 +82,12 @@ def meta_totals(client: redis.Redis, prefix: str, partitions: int) -> dict[str, 
             if name not in (b"wm", b"off", b"lw", b"c0", b"c1"):
                 out[name.decode() if isinstance(name, bytes) else name] += int(value)
     return dict(out)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def proc_status(pid: int, field_name: str) -> int:
@@ -142,24 +152,37 @@ def run_worker(
     service_pids: dict[str, int],
     procs: list[subprocess.Popen[bytes]],
     profile_to: Path | None = None,
+    workers: int = 1,
+    also: list[str] | None = None,
 ) -> WorkerRun:
-    """Start the real worker and time it until Redis accounts for all ``n`` events.
+    """Start the real worker (``workers`` of them in one group) and time it until Redis
+    accounts for all ``n`` events. ``also`` is a command started at the same moment (the
+    replay, for a file-to-state run).
 
     With ``profile_to`` it runs under cProfile (slower), which writes there on exit."""
     run = WorkerRun()
     profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
     before = {name: cpu_s(pid) for name, pid in service_pids.items()}
     calls0, usec0 = script_usec(client)
+    commands = [[sys.executable, *profiler, "-m", "demandmon.cli", "worker"]] * workers
     with open(log_path, "ab") as log:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, *profiler, "-m", "demandmon.cli", "worker"],
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    procs.append(proc)  # the caller stops it on any exit path
+        started_procs = [
+            subprocess.Popen(
+                [*command],
+                env={
+                    **env,
+                    "DEMANDMON_WORKER_INSTANCE_ID": f"bench-worker-{i}",
+                    "DEMANDMON_WORKER_WEB_PORT": str(free_port()),
+                },
+                cwd=log_path.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for i, command in enumerate(commands + ([also] if also else []))
+        ]
+    procs.extend(started_procs)  # the caller stops them on any exit path
+    worker_procs, extra = started_procs[:workers], started_procs[workers:]
     last_count, last_change = 0, started
     while True:
         time.sleep(POLL_S)
@@ -168,25 +191,30 @@ def run_worker(
         run.samples.append((now - started, count))
         if count and not run.first_count:
             run.startup_s, run.first_count = now - started, count
-            run.startup_cpu_s = cpu_s(proc.pid)
+            run.startup_cpu_s = sum(cpu_s(p.pid) for p in worker_procs)
         if count >= n:
             run.total_s = now - started
             break
         if count != last_count:
             last_count, last_change = count, now
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited ({proc.returncode}); log: {log_path}")
+        for p in worker_procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"a worker exited ({p.returncode}); log: {log_path}")
+        for p in extra:
+            if p.poll() not in (None, 0):
+                raise RuntimeError(f"{also} exited ({p.returncode}); log: {log_path}")
         if now - last_change > STALL_S:
             raise RuntimeError(f"no progress for {STALL_S:.0f}s at {count}/{n}; log: {log_path}")
     # Read before stopping: VmHWM and CPU vanish with the process.
-    run.peak_rss_kb = proc_status(proc.pid, "VmHWM")
-    run.worker_cpu_s = cpu_s(proc.pid)
+    run.peak_rss_kb = max(proc_status(p.pid, "VmHWM") for p in worker_procs)
+    run.worker_cpu_s = sum(cpu_s(p.pid) for p in worker_procs)
     used = {name: cpu_s(pid) - before[name] for name, pid in service_pids.items()}
     run.redis_cpu_s, run.kafka_cpu_s = used.get("redis", 0.0), used.get("kafka", 0.0)
     calls1, usec1 = script_usec(client)
     run.script_calls, run.script_s = calls1 - calls0, (usec1 - usec0) / 1e6
     run.meta = meta_totals(client, prefix, partitions)
-    stop_child(proc)
+    for p in started_procs:
+        stop_child(p)
     return run
 
 

@@ -67,6 +67,12 @@ def _demo(argv: list[str]) -> int:
     return run(argv)
 
 
+def _open(argv: list[str]) -> int:
+    from demandmon.open_incidents import main as run
+
+    return run(argv)
+
+
 def _sources(argv: list[str]) -> int:
     from demandmon.sources import main as run
 
@@ -98,6 +104,7 @@ COMMANDS = {
     "evaluate": Command(
         _evaluate, "print a source's figures from Redis, optionally against another"
     ),
+    "open": Command(_open, "list a source's open incidents, oldest first, past target marked"),
     "config": Command(_config, "regenerate alert rules and dashboards from deploy/thresholds.yaml"),
     "demo": Command(_demo, "bring everything up, replay a sample and print what arrived"),
     "sources": Command(
@@ -181,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stack is not None:
         if name == "stack":
             return _fail("--stack is for the other commands; `demandmon stack` takes --name NAME")
-        from demandmon.settings import StackNotFound, find_named_stack
+        from demandmon.stacks import StackNotFound, find_named_stack
 
         try:
             os.environ["DEMANDMON_STACK_DIR"] = str(find_named_stack(stack))

@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import aiokafka.conn
@@ -21,6 +21,8 @@ import aiokafka.errors
 import kafka.errors
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from demandmon.settings import Settings
 
@@ -31,6 +33,13 @@ RESET = "connection reset by the server (TLS expected?)"
 PROBE_TIMEOUT_S = 3.0
 # Redis's NOPERM error names the command (never a value): "... run the 'config|get' command"
 _NOPERM_COMMAND = re.compile(r"run the '([a-z|_-]{1,40})' command")
+
+
+# A client of one Redis, or of a Redis Cluster (DEMANDMON_REDIS_CLUSTER). The product uses
+# only what both do: commands on one key (or keys of one hash slot), pipelines without
+# transactions, and scripts run through demandmon.state.scripts.
+SyncRedis: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+AsyncRedis: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 class ClientSetupError(ValueError):
@@ -279,9 +288,22 @@ def _redis_options(settings: Settings, timeout_s: float) -> dict[str, Any]:
     return options
 
 
-def redis_client(settings: Settings, timeout_s: float = 10.0) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, **_redis_options(settings, timeout_s))
+def redis_client(settings: Settings, timeout_s: float = 10.0) -> SyncRedis:
+    """A blocking client: of one Redis, or of the cluster DEMANDMON_REDIS_URL is a node
+    of. The cluster client asks that node for the cluster's layout as it is made, so it
+    can fail here: as a redis.ConnectionError, like any client's first command."""
+    options = _redis_options(settings, timeout_s)
+    if not settings.redis_cluster:
+        return redis.Redis.from_url(settings.redis_url, **options)
+    try:
+        return redis.cluster.RedisCluster.from_url(settings.redis_url, **options)
+    except redis.exceptions.RedisClusterException as exc:
+        raise redis.ConnectionError(f"cannot read the cluster's layout ({exc})") from exc
 
 
-def redis_async_client(settings: Settings, timeout_s: float = 30.0) -> redis.asyncio.Redis:
-    return redis.asyncio.Redis.from_url(settings.redis_url, **_redis_options(settings, timeout_s))
+def redis_async_client(settings: Settings, timeout_s: float = 30.0) -> AsyncRedis:
+    """An asyncio client, of one Redis or of the cluster (which connects on first use)."""
+    options = _redis_options(settings, timeout_s)
+    if settings.redis_cluster:
+        return redis.asyncio.cluster.RedisCluster.from_url(settings.redis_url, **options)
+    return redis.asyncio.Redis.from_url(settings.redis_url, **options)

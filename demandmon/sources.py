@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import redis
 
 from demandmon.arguments import CommandParser
-from demandmon.clients import redis_client, redis_failure
+from demandmon.clients import SyncRedis, redis_client, redis_failure
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state import keys
 from demandmon.state.registry import (
@@ -109,7 +109,7 @@ def as_table(infos: list[SourceInfo], count: int, most: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _list(settings: Settings, client: redis.Redis, fmt: str) -> int:
+def _list(settings: Settings, client: SyncRedis, fmt: str) -> int:
     infos = list_sources(client, settings.key_prefix)
     count = sum(1 for i in infos if i.kind != "unregistered")
     render = as_json if fmt == "json" else as_table
@@ -138,7 +138,7 @@ def describe(name: str, prefix: str, removed: Removed) -> list[str]:
     return lines
 
 
-def _delete(settings: Settings, client: redis.Redis, name: str, wait_s: float) -> int:
+def _delete(settings: Settings, client: SyncRedis, name: str, wait_s: float) -> int:
     prefix = settings.key_prefix
     was_registered = deregister(client, prefix, name)
     if not was_registered and not has_state(client, prefix, name):
@@ -178,8 +178,8 @@ def main(argv: list[str]) -> int:
             print(f"{PROG}: --wait must be 0 or more", file=sys.stderr)
             return 2
     settings = settings_or_exit(PROG, "admin" if args.action == "delete" else "reader")
-    client = redis_client(settings)
     try:
+        client = redis_client(settings)
         if args.action == "delete":
             return _delete(settings, client, args.name, args.wait)
         return _list(settings, client, args.format)

@@ -118,15 +118,21 @@ def parse_timestamp_ms(text: str) -> int:
     """RFC 3339 with an explicit offset to epoch milliseconds (sub-ms digits truncated)."""
     if not _RFC3339.fullmatch(text):
         raise _schema_error("occurred_at must be an RFC 3339 timestamp with an offset")
+    if "t" not in text and "z" not in text:
+        # The usual shape: Python 3.11 reads it as it is (a tenth of the work below).
+        try:
+            moment = datetime.fromisoformat(text)
+            return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+        except (ValueError, OverflowError):  # Feb 30; or year 1 with an offset east of UTC
+            raise _schema_error("occurred_at is not a real date and time") from None
     normal = text.replace("z", "Z").replace("t", "T").replace("Z", "+00:00")
     # fromisoformat takes at most 6 fractional digits; milliseconds are all we keep.
     normal = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), normal)
     try:
         moment = datetime.fromisoformat(normal)
-    except ValueError:
+        return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+    except (ValueError, OverflowError):
         raise _schema_error("occurred_at is not a real date and time") from None
-    whole = int(moment.timestamp())
-    return whole * 1000 + moment.microsecond // 1000
 
 
 def validate_event(doc: object) -> IncidentEvent:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 
 from deploy.stack import control
 from deploy.stack.layout import StackLayout, StackState
@@ -51,6 +52,30 @@ class Stack:
     def alertmanager(self) -> str:
         return self.env["DEMANDMON_ALERTMANAGER_URL"]
 
+    def redis(self) -> redis.Redis | redis.cluster.RedisCluster:
+        """A blocking client of the stack's Redis: a cluster client on a cluster stack."""
+        if self.state.redis_cluster:
+            return redis.cluster.RedisCluster.from_url(self.redis_url)
+        return redis.Redis.from_url(self.redis_url)
+
+
+def _plain_stack(prefix: str, redis_cluster: bool = False) -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    webhook_port = free_port()
+    try:
+        state = control.up(
+            root,
+            name,
+            scrape_interval="1s",
+            webhook_url=f"http://127.0.0.1:{webhook_port}/alerts",
+            redis_cluster=redis_cluster,
+        )
+        yield Stack(state, webhook_port, StackLayout(root, name))
+    finally:
+        control.down(root, name, purge=True)
+        shutil.rmtree(root, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
@@ -58,20 +83,15 @@ def stack() -> Iterator[Stack]:
 
     Local processes, not containers: this is the path CI exercises (no Docker engine).
     """
-    root = Path(tempfile.mkdtemp(prefix="demandmon-stack-"))
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    webhook_port = free_port()
-    state = control.up(
-        root,
-        name,
-        scrape_interval="1s",
-        webhook_url=f"http://127.0.0.1:{webhook_port}/alerts",
-    )
-    try:
-        yield Stack(state, webhook_port, StackLayout(root, name))
-    finally:
-        control.down(root, name, purge=True)
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _plain_stack("demandmon-stack-")
+
+
+@pytest.fixture(scope="session")
+def cluster_stack() -> Iterator[Stack]:
+    """A second stack whose Redis is a cluster of three masters, as `demandmon stack up
+    --redis-cluster` makes it (tests/integration/test_redis_cluster.py), started on first
+    use and torn down at the end."""
+    yield from _plain_stack("demandmon-cluster-", redis_cluster=True)
 
 
 @dataclass
@@ -123,8 +143,8 @@ class Pipeline:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.env['DEMANDMON_EXPORTER_PORT']}/metrics"
 
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.stack.redis_url)
+    def redis(self) -> redis.Redis | redis.cluster.RedisCluster:
+        return self.stack.redis()
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -179,6 +199,12 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(stack: Stack, tmp_path: Path) -> Iterator[Pipeline]:
+    yield from pipeline_on(stack, tmp_path)
+
+
+def pipeline_on(stack: Stack, tmp_path: Path) -> Iterator[Pipeline]:
+    """A fresh topic, consumer group and key prefix on ``stack``; the processes started
+    through it are stopped at the end."""
     run_id = uuid.uuid4().hex[:8]
     topic = f"test.{run_id}.events"
     env = {

@@ -90,7 +90,9 @@ class Figures:
     detained: bool
     in_custody: bool
     handover_wait_s: float | None  # known only with arrival at the place of safety
-    s136_officer_s: float | None
+    handover_at: float | None  # the (earliest) handover of a detention
+    detention_s: float | None  # handover - detained, once per detention
+    s136_officer_s: float  # officer_s of an incident with a detention (else 0)
 
 
 def figures(inc: _Incident) -> Figures:
@@ -148,9 +150,12 @@ def figures(inc: _Incident) -> Figures:
             if is_detention and handover is not None and at_pos is not None
             else None
         ),
-        s136_officer_s=(
+        handover_at=handover if is_detention else None,
+        detention_s=(
             max(0.0, handover - detained) if detained is not None and handover is not None else None
         ),
+        # Every unit's officers x (cleared - assigned), whatever the order of the events.
+        s136_officer_s=officer_s if is_detention else 0.0,
     )
 
 
@@ -263,7 +268,9 @@ class Oracle:
         def add(name: str, value: float, **labels: str) -> None:
             out[(name, _labels(source=source, **labels))] += value
 
-        oldest_open_i: dict[str, float] = {}
+        oldest_unattended_i: dict[str, float] = {}
+        oldest_attended_i: dict[str, float] = {}
+        last_long_wait: dict[str, float] = {}
         for f in [figures(i) for i in st.incidents.values() if i.created_at is not None]:
             if f.open:
                 add("demand_open_incidents", 1, bcu=f.bcu, grade=f.grade)
@@ -271,14 +278,27 @@ class Oracle:
                 if target is not None and f.first_arrival is None and end - f.created_at > target:
                     add("demand_open_incidents_past_target", 1, bcu=f.bcu, grade=f.grade)
                 if f.grade == "I":
-                    oldest_open_i[f.bcu] = min(oldest_open_i.get(f.bcu, math.inf), f.created_at)
+                    oldest = (
+                        oldest_attended_i if f.first_arrival is not None else oldest_unattended_i
+                    )
+                    oldest[f.bcu] = min(oldest.get(f.bcu, math.inf), f.created_at)
+            if (
+                f.handover_wait_s is not None
+                and f.handover_wait_s > HANDOVER_BREACH_S
+                and f.handover_at is not None
+            ):
+                last_long_wait[f.bcu] = max(last_long_wait.get(f.bcu, 0.0), f.handover_at)
             if f.in_custody:
                 add("demand_s136_in_custody", 1, bcu=f.bcu)
             self._windowed(add, f, end_bucket)
         for f in st.frozen:
             self._windowed(add, f, end_bucket)
-        for bcu, created_at in oldest_open_i.items():
-            add("demand_oldest_open_igrade_age_seconds", end - created_at, bcu=bcu)
+        for bcu, created_at in oldest_unattended_i.items():
+            add("demand_oldest_unattended_igrade_age_seconds", end - created_at, bcu=bcu)
+        for bcu, created_at in oldest_attended_i.items():
+            add("demand_oldest_attended_open_igrade_age_seconds", end - created_at, bcu=bcu)
+        for bcu, handover_at in last_long_wait.items():
+            add("demand_s136_last_long_wait_handover_timestamp_seconds", handover_at, bcu=bcu)
         add("demand_stream_watermark_timestamp_seconds", st.watermark)
         add("demand_events_applied_total", st.applied)
         add("demand_events_duplicate_total", st.duplicates)
@@ -308,15 +328,17 @@ class Oracle:
                 add("demand_s136_detentions", 1, bcu=f.bcu, window=w)
             if f.handover_wait_s is not None:
                 add("demand_s136_handovers", 1, bcu=f.bcu, window=w)
-                add("demand_s136_handover_wait_seconds_sum", f.handover_wait_s, bcu=f.bcu, window=w)
+                add("demand_s136_handover_wait_seconds", f.handover_wait_s, bcu=f.bcu, window=w)
                 if f.handover_wait_s > HANDOVER_BREACH_S:
-                    add("demand_s136_handovers_over_60_minutes", 1, bcu=f.bcu, window=w)
-            if f.s136_officer_s is not None:
-                add("demand_s136_officer_hours", f.s136_officer_s / 3600, bcu=f.bcu, window=w)
+                    add("demand_s136_long_wait_handovers", 1, bcu=f.bcu, window=w)
+            if f.detention_s is not None:
+                add("demand_s136_detention_seconds", f.detention_s, bcu=f.bcu, window=w)
+            if f.s136_officer_s:
+                add("demand_s136_officer_time_seconds", f.s136_officer_s, bcu=f.bcu, window=w)
             if f.officer_s:
                 add(
-                    "demand_officer_hours",
-                    f.officer_s / 3600,
+                    "demand_officer_time_seconds",
+                    f.officer_s,
                     bcu=f.bcu,
                     category=f.category,
                     window=w,
@@ -393,10 +415,11 @@ def evaluate_totals(
         "s136": {
             "detentions": count("demand_s136_detentions"),
             "handovers": count("demand_s136_handovers"),
-            "handovers_over_60_min": count("demand_s136_handovers_over_60_minutes"),
-            "officer_hours": total(s, "demand_s136_officer_hours", window="all"),
+            "handovers_over_60_min": count("demand_s136_long_wait_handovers"),
+            "officer_hours": total(s, "demand_s136_officer_time_seconds", window="all") / 3600,
+            "detention_hours": total(s, "demand_s136_detention_seconds", window="all") / 3600,
         },
-        "officer_hours": total(s, "demand_officer_hours", window="all"),
+        "officer_hours": total(s, "demand_officer_time_seconds", window="all") / 3600,
         "deployed_incidents": round(total(s, "demand_rcrp_deployed_incidents", window="all")),
         "events": {
             "applied": round(total(s, "demand_events_applied_total")),

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import redis
-
 from agents.batch import Plan
+from demandmon.clients import SyncRedis
 from demandmon.state import keys
 from demandmon.state.record import Entry
 from demandmon.state.store import APPLY_LUA, ShardResult, StoreConfig, script_args
@@ -25,7 +24,9 @@ class SyncResult:
 
 
 class SyncStateStore:
-    def __init__(self, client: redis.Redis, config: StoreConfig) -> None:
+    def __init__(self, client: SyncRedis, config: StoreConfig) -> None:
+        """``client``: of one Redis or of a Redis Cluster (every call touches one key, or
+        one shard's keys, which share a hash slot)."""
         self.client = client
         self.config = config
         self.script = client.register_script(APPLY_LUA)

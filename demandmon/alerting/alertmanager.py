@@ -1,4 +1,4 @@
-"""Alertmanager configuration: routes by severity, one webhook, inhibitions.
+"""Alertmanager configuration: routes by severity, one webhook, e-mail, inhibitions.
 
 The committed deploy/alertmanager/alertmanager.yml.tmpl holds the literal placeholder
 `__WEBHOOK_URL__` (the webhook URL is deployment-specific and may carry a token, so it
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from demandmon.alerting import names as n
+from demandmon.alerting.email import EmailRouting, email_tree
 from demandmon.alerting.rules import HEADER, dump_yaml
 
 TEMPLATE_FILE = "deploy/alertmanager/alertmanager.yml.tmpl"
@@ -41,25 +42,36 @@ def _receiver(name: str, url: str, http_config: Mapping[str, Any] | None) -> dic
     return {"name": name, "webhook_configs": [hook]}
 
 
+# Per severity: the timing of its routes. Pages go out quickly and repeat hourly until
+# someone acts; warnings use the root route's timing.
+TIMING: dict[str, dict[str, str]] = {
+    "critical": {"group_wait": "10s", "repeat_interval": "1h"},
+    "warning": {},
+}
+
+
 def alertmanager_config(
-    webhook_url: str, http_config: Mapping[str, Any] | None = None
+    webhook_url: str,
+    http_config: Mapping[str, Any] | None = None,
+    email: EmailRouting | None = None,
 ) -> dict[str, Any]:
+    """Webhook routes per severity; with ``email``, e-mail routes after them (the webhook
+    routes `continue`, so every alert reaches both the webhook and the e-mail)."""
+    webhook_routes: list[dict[str, Any]] = [
+        {"matchers": [f'severity="{sev}"'], "receiver": f"demandmon-{sev}", **times}
+        for sev, times in TIMING.items()
+    ]
+    tree = email_tree(email, TIMING) if email is not None else None
+    if tree is not None:
+        for route in webhook_routes:
+            route["continue"] = True
     route = {
         "receiver": "demandmon-warning",
         "group_by": GROUP_BY,
         "group_wait": "30s",
         "group_interval": "5m",
         "repeat_interval": "4h",
-        "routes": [
-            {
-                # Pages go out quickly and repeat hourly until someone acts.
-                "matchers": ['severity="critical"'],
-                "receiver": "demandmon-critical",
-                "group_wait": "10s",
-                "repeat_interval": "1h",
-            },
-            {"matchers": ['severity="warning"'], "receiver": "demandmon-warning"},
-        ],
+        "routes": webhook_routes + (tree["routes"] if tree else []),
     }
     inhibit_rules = [
         {
@@ -85,11 +97,12 @@ def alertmanager_config(
         # carry no partition label to scope an inhibition to the affected incidents.
     ]
     return {
-        "global": {"resolve_timeout": "5m"},
+        "global": {"resolve_timeout": "5m", **(tree["global"] if tree else {})},
         "route": route,
         "receivers": [
             _receiver("demandmon-critical", webhook_url, http_config),
             _receiver("demandmon-warning", webhook_url, http_config),
+            *(tree["receivers"] if tree else []),
         ],
         "inhibit_rules": inhibit_rules,
     }
@@ -99,9 +112,14 @@ def alertmanager_template() -> str:
     return HEADER + dump_yaml(alertmanager_config(PLACEHOLDER))
 
 
-def render_alertmanager(webhook_url: str, http_config: Mapping[str, Any] | None = None) -> str:
+def render_alertmanager(
+    webhook_url: str,
+    http_config: Mapping[str, Any] | None = None,
+    email: EmailRouting | None = None,
+) -> str:
     """The deployable config; the URL goes through the YAML dumper, so it is quoted safely.
-    ``http_config`` (Alertmanager's, e.g. COMPOSE_HTTP_CONFIG) goes on every webhook."""
+    ``http_config`` (Alertmanager's, e.g. COMPOSE_HTTP_CONFIG) goes on every webhook;
+    ``email`` (from the settings: demandmon.alerting.email.email_routing) adds e-mail."""
     if not re.match(r"^https?://\S+$", webhook_url):
         raise ValueError("webhook URL must be an http(s) URL without spaces")
-    return dump_yaml(alertmanager_config(webhook_url, http_config))
+    return dump_yaml(alertmanager_config(webhook_url, http_config, email))

@@ -26,6 +26,7 @@ from demandmon.alerting.thresholds import (
     S136Handover,
     Thresholds,
 )
+from schemas.vocabulary import I_GRADE
 
 Rule = dict[str, object]
 T = TypeVar("T", bound=Hashable)
@@ -118,24 +119,13 @@ def igrade_oldest_open(th: Thresholds) -> Rule:
     src = src_matcher(th.sources.alerts)
 
     def expr(bcu: str, t: OldestOpenIGrade) -> str:
-        oldest = sel("demand_oldest_open_igrade_age_seconds", src, bcu)
-        text = f"max by (source, bcu) ({oldest}) > {t.max_age_seconds}"
-        if t.require_unattended:
-            # The oldest open incident may be attended and still open; only page when an
-            # I incident is also waiting for its first resource past the 15-minute target.
-            waiting = sel("demand_open_incidents_past_target", 'grade="I"', src, bcu)
-            text += f"\nand on (source, bcu)\nsum by (source, bcu) ({waiting}) > 0"
-        return text
+        # The unattended one only: an attended I incident may stay open for hours, and is
+        # shown beside it on the dashboards (demand_oldest_attended_open_igrade_age_seconds).
+        oldest = sel(n.OLDEST_UNATTENDED_IGRADE, src, bcu)
+        return f"max by (source, bcu) ({oldest}) > {t.max_age_seconds}"
 
     def limit(t: OldestOpenIGrade) -> str:
-        text = duration(t.max_age_seconds)
-        if t.require_unattended:
-            text += (
-                f") and at least one is still unattended past the {n.I_TARGET_MIN}-minute target"
-            )
-        else:
-            text += ")"
-        return text
+        return duration(t.max_age_seconds)
 
     return per_bcu_rule(
         th,
@@ -145,37 +135,46 @@ def igrade_oldest_open(th: Thresholds) -> Rule:
         expr,
         "I-grade incident waiting past target in {{ $labels.bcu }}",
         (
-            "the oldest open I-grade incident is {{ $value | humanizeDuration }} old (limit ",
+            "the oldest unattended I-grade incident has waited {{ $value | humanizeDuration }} "
+            "for its first resource (limit ",
             limit,
-            ".",
+            ").",
         ),
     )
 
 
-def igrade_attended(th: Thresholds) -> Rule:
+def attended(th: Thresholds, grade: str) -> Rule:
+    """I-grade within 15 minutes, or S-grade within 60: the same rule, its own threshold."""
     src = src_matcher(th.sources.alerts)
+    is_i = grade == I_GRADE
+    target_min = n.I_TARGET_MIN if is_i else n.S_TARGET_MIN
+    a = th.alerts
+    setting = a.igrade_attended_within_target if is_i else a.sgrade_attended_within_target
+
+    def pick(b: BcuThresholds) -> AttendedWithinTarget:
+        return b.igrade_attended_within_target if is_i else b.sgrade_attended_within_target
 
     def expr(bcu: str, t: AttendedWithinTarget) -> str:
-        ratio = sel(n.BCU_ATTENDED_RATIO, 'grade="I"', src, bcu)
+        ratio = sel(n.BCU_ATTENDED_RATIO, f'grade="{grade}"', src, bcu)
         return (
             f"{ratio} < {number(t.min_share)}\n"
-            f'and on (source, bcu)\n{n.BCU_GRADED}{{grade="I"}} >= {t.min_incidents}'
+            f'and on (source, bcu)\n{n.BCU_GRADED}{{grade="{grade}"}} >= {t.min_incidents}'
         )
 
     def limit(t: AttendedWithinTarget) -> str:
         return f"{percent(t.min_share)} (alerting from {t.min_incidents} incidents)"
 
     before = (
-        "{{ $value | humanizePercentage }} of I-grade incidents created in the last 24h "
-        f"were attended within {n.I_TARGET_MIN} minutes, below the floor of "
+        f"{{{{ $value | humanizePercentage }}}} of {grade}-grade incidents created in the "
+        f"last 24h were attended within {target_min} minutes, below the floor of "
     )
     return per_bcu_rule(
         th,
-        n.ALERT_IGRADE_ATTENDED,
-        th.alerts.igrade_attended_within_target,
-        lambda b: b.igrade_attended_within_target,
+        n.ALERT_IGRADE_ATTENDED if is_i else n.ALERT_SGRADE_ATTENDED,
+        setting,
+        pick,
         expr,
-        "I-grade attendance within target below floor in {{ $labels.bcu }}",
+        f"{grade}-grade attendance within target below floor in " + "{{ $labels.bcu }}",
         (before, limit, "."),
     )
 
@@ -184,22 +183,23 @@ def s136_handover(th: Thresholds) -> Rule:
     src = src_matcher(th.sources.alerts)
 
     def expr(bcu: str, t: S136Handover) -> str:
-        # The window="1h" gauge cannot show these: a wait over 60 minutes means the
-        # incident was created in an earlier hour bucket. The window="all" total only
-        # grows, so "now minus its lowest value in the last hour" is the exact count of
-        # such handovers recorded in the last hour (and a Redis reset reads 0, not < 0).
-        total = sel("demand_s136_handovers_over_60_minutes", 'window="all"', src, bcu)
+        # The exporter keeps the event time of the latest handover whose wait was over 60
+        # minutes (0 when none). Compared with the source's window end, not with an
+        # earlier scrape, it fires however fast handovers arrive (a replay at full speed
+        # too), for `within_seconds` of event time after the handover.
+        last = sel(n.S136_LAST_LONG_WAIT, src, bcu)
+        end = sel(n.WINDOW_END, src)
         return (
-            f"sum by (source, bcu) (\n  {total}\n  - min_over_time({total}[1h])\n)"
-            f" > {t.max_in_last_hour}"
+            f"(\n  max by (source) ({end})\n  - on (source) group_right ()\n"
+            f"  max by (source, bcu) ({last} > 0)\n) < {t.within_seconds}"
         )
 
     def limit(t: S136Handover) -> str:
-        return str(t.max_in_last_hour)
+        return duration(t.within_seconds)
 
     before = (
-        "{{ $value }} s136 handover(s) recorded in the last hour waited over "
-        f"{n.S136_TARGET_MIN} minutes at the place of safety (allowed: "
+        "an s136 handover {{ $value | humanizeDuration }} before the latest event time "
+        f"waited over {n.S136_TARGET_MIN} minutes at the place of safety (alerting for "
     )
     return per_bcu_rule(
         th,
@@ -208,7 +208,7 @@ def s136_handover(th: Thresholds) -> Rule:
         lambda b: b.s136_handover_over_60_minutes,
         expr,
         f"s136 handover over {n.S136_TARGET_MIN} minutes in " + "{{ $labels.bcu }}",
-        (before, limit, ")."),
+        (before, limit, " after each)."),
     )
 
 
@@ -217,6 +217,7 @@ def bcu_alert_rules(th: Thresholds) -> list[Rule]:
         rcrp_rate(th),
         igrade_open_list(th),
         igrade_oldest_open(th),
-        igrade_attended(th),
+        attended(th, "I"),
+        attended(th, "S"),
         s136_handover(th),
     ]

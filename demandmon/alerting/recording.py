@@ -12,28 +12,30 @@ from demandmon.alerting import names as n
 
 Rule = dict[str, str]
 
-_RCRP_24H = f'{n.RCRP_CATEGORY_MATCHER},window="24h"'
-
 
 def _record(name: str, expr: str) -> Rule:
     return {"record": name, "expr": expr}
 
 
-def rcrp_rules() -> list[Rule]:
+def rcrp_window_rules(window: str) -> list[Rule]:
+    """Incidents, deployed and the deployment rate over one window, per BCU and London."""
+    matchers = f'{n.RCRP_CATEGORY_MATCHER},window="{window}"'
+    incidents, deployed = n.rcrp_incidents("bcu", window), n.rcrp_deployed("bcu", window)
+    london_incidents = n.rcrp_incidents("london", window)
+    london_deployed = n.rcrp_deployed("london", window)
     return [
-        _record(
-            n.BCU_RCRP_INCIDENTS,
-            f"sum by (source, bcu) (demand_rcrp_incidents{{{_RCRP_24H}}})",
-        ),
-        _record(
-            n.BCU_RCRP_DEPLOYED,
-            f"sum by (source, bcu) (demand_rcrp_deployed_incidents{{{_RCRP_24H}}})",
-        ),
-        _record(n.BCU_RCRP_RATE, f"{n.BCU_RCRP_DEPLOYED} / ({n.BCU_RCRP_INCIDENTS} > 0)"),
-        _record(n.LONDON_RCRP_INCIDENTS, f"sum by (source) ({n.BCU_RCRP_INCIDENTS})"),
-        _record(n.LONDON_RCRP_DEPLOYED, f"sum by (source) ({n.BCU_RCRP_DEPLOYED})"),
-        _record(n.LONDON_RCRP_RATE, f"{n.LONDON_RCRP_DEPLOYED} / ({n.LONDON_RCRP_INCIDENTS} > 0)"),
+        _record(incidents, f"sum by (source, bcu) (demand_rcrp_incidents{{{matchers}}})"),
+        _record(deployed, f"sum by (source, bcu) (demand_rcrp_deployed_incidents{{{matchers}}})"),
+        _record(n.rcrp_rate("bcu", window), f"{deployed} / ({incidents} > 0)"),
+        _record(london_incidents, f"sum by (source) ({incidents})"),
+        _record(london_deployed, f"sum by (source) ({deployed})"),
+        _record(n.rcrp_rate("london", window), f"{london_deployed} / ({london_incidents} > 0)"),
     ]
+
+
+def rcrp_rules() -> list[Rule]:
+    """The 1h, 24h, 7d and 28d windows (names.RATE_WINDOWS), in that order."""
+    return [rule for window in n.RATE_WINDOWS for rule in rcrp_window_rules(window)]
 
 
 def attendance_rules() -> list[Rule]:

@@ -75,18 +75,20 @@ class IGradeOpenList(_Model):
 
 
 class OldestOpenIGrade(_Model):
+    # Alert when the oldest UNattended open I incident has waited longer than this (an
+    # attended one can stay open for hours and is shown beside it, without a threshold).
     max_age_seconds: Seconds
-    # An attended I incident can stay open for hours; only page when one is unattended.
-    require_unattended: bool
 
 
 class AttendedWithinTarget(_Model):
-    min_share: Share  # alert when the share attended within 15 min is below this
-    min_incidents: Count  # ...and the BCU had at least this many I incidents (24 h)
+    min_share: Share  # alert when the share attended within target (I 15, S 60 min) is below
+    min_incidents: Count  # ...and the BCU had at least this many of that grade (24 h)
 
 
 class S136Handover(_Model):
-    max_in_last_hour: Count  # 0: any handover over 60 minutes alerts
+    # Alert while the latest handover that waited over 60 minutes is less than this old,
+    # in the source's event time (window end): fires however fast handovers arrive.
+    within_seconds: Seconds
 
 
 class S136InCustody(_Model):
@@ -106,6 +108,7 @@ class BcuThresholds(_Model):
     igrade_open_list: IGradeOpenList
     oldest_open_igrade: OldestOpenIGrade
     igrade_attended_within_target: AttendedWithinTarget
+    sgrade_attended_within_target: AttendedWithinTarget
     s136_handover_over_60_minutes: S136Handover
     s136_in_custody: S136InCustody
 
@@ -120,6 +123,7 @@ class AlertSettings(_Model):
     igrade_open_list: AlertSetting
     oldest_open_igrade: AlertSetting
     igrade_attended_within_target: AlertSetting
+    sgrade_attended_within_target: AlertSetting
     s136_handover_over_60_minutes: AlertSetting
     live_feed_stale: AlertSetting
     dead_letter_rejections: AlertSetting
@@ -131,7 +135,9 @@ class AlertSettings(_Model):
 
 
 class Sources(_Model):
-    alerts: SourceRegex  # sources the per-BCU and dead-letter alerts consider
+    # Sources the per-BCU and dead-letter alerts consider: live only unless the file opts
+    # replays in (a replayed month must not page anyone by default).
+    alerts: SourceRegex = "live"
     feed_stale: SourceRegex  # sources whose silence is an alert (replays end by design)
 
 

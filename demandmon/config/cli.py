@@ -1,4 +1,5 @@
-"""`demandmon config generate [--check]`: thresholds.yaml -> rules, Alertmanager, dashboards.
+"""`demandmon config generate [--check]`: thresholds.yaml -> rules, Alertmanager, dashboards;
+`demandmon config alertmanager --webhook-url URL`: the deployable Alertmanager config.
 
 Without --check, rewrites the generated files that differ. With --check (CI), writes
 nothing and exits 1 with one line per file that is stale, missing or unexpected, so a
@@ -11,9 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from demandmon.alerting.alertmanager import render_alertmanager
+from demandmon.alerting.email import email_routing
 from demandmon.alerting.thresholds import THRESHOLDS_FILE, ThresholdsError, load_thresholds
 from demandmon.arguments import CommandParser
 from demandmon.config.generate import generated_files
+from demandmon.settings import settings_or_exit
 
 # Directories whose every file of the kind is loaded as a whole (Prometheus reads
 # rules/*.yml, Grafana every dashboard JSON): a stray file there is drift too.
@@ -39,7 +43,24 @@ def _parser() -> CommandParser:
         default=Path("."),
         help="repository root (default: the current directory)",
     )
+    am = sub.add_parser(
+        "alertmanager",
+        help="print the deployable Alertmanager config: webhook, and e-mail from the settings",
+    )
+    am.add_argument("--webhook-url", required=True, help="the exporter's /alerts URL")
     return parser
+
+
+def alertmanager(webhook_url: str) -> int:
+    """The deployable config with the e-mail receivers of DEMANDMON_SMTP_* and
+    DEMANDMON_ALERT_EMAIL_* (docs/alerts.md) on stdout."""
+    try:
+        email = email_routing(settings_or_exit("demandmon config"))
+        print(render_alertmanager(webhook_url, email=email), end="")
+    except ValueError as exc:
+        print(f"demandmon config: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def drift(root: Path, expected: dict[str, str]) -> list[str]:
@@ -77,6 +98,8 @@ def main(argv: Sequence[str]) -> int:
     if args[:1] == ["config"]:
         args = args[1:]  # accept the full `config generate` form too
     opts = _parser().parse_args(args)
+    if opts.action == "alertmanager":
+        return alertmanager(opts.webhook_url)
     root: Path = opts.root
     try:
         thresholds = load_thresholds(root / THRESHOLDS_FILE)

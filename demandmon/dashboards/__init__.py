@@ -19,7 +19,7 @@ def dashboard_models(th: Thresholds) -> dict[str, dict[str, Any]]:
     """Repository-relative path -> dashboard JSON model."""
     return {
         wall.FILE: to_dict(wall.wall(th)),
-        bcu_detail.FILE: to_dict(bcu_detail.bcu_detail()),
+        bcu_detail.FILE: to_dict(bcu_detail.bcu_detail(th)),
         rcrp_evaluation.FILE: to_dict(rcrp_evaluation.rcrp_evaluation()),
         pipeline_health.FILE: to_dict(pipeline_health.pipeline_health(th)),
     }

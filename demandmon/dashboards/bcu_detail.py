@@ -1,30 +1,38 @@
-"""BCU detail: one BCU's RCRP, I-grade and s136 figures, now and over time.
+"""BCU detail: one BCU's RCRP, I-grade, S-grade and s136 figures, now and over time, and
+its open-incident list.
 
-The BCU is a template variable, and Grafana thresholds cannot follow a variable, so
-these panels are uncoloured; the per-BCU colours live on the wall, one tile per BCU.
+The BCU is a template variable. Each coloured tile names its series after the BCU (legend
+`{{bcu}}`) and carries one field override per BCU whose thresholds differ from London's,
+so it shows the wall's colours for whichever BCU is selected (colours.py).
 """
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import dashboard as dm
 
 from demandmon.alerting import names as n
+from demandmon.alerting.thresholds import Thresholds
+from demandmon.dashboards import colours
 from demandmon.dashboards.common import (
     PanelBuilder,
     new_dashboard,
+    per_bcu_thresholds,
     source_variable,
     stat_panel,
     trend_panel,
 )
+from demandmon.dashboards.open_list import open_incidents_table
 from schemas.vocabulary import BCU_CODES
 
 FIRST_BCU = BCU_CODES[0]  # the BCU the dashboard opens on
 
-UID = "demandmon-bcu-detail"
+UID = colours.DETAIL_UID
 FILE = "grafana/dashboards/bcu-detail.json"
 
 SEL = 'source="$source",bcu="$bcu"'
+HOURS = 3600  # metrics are in seconds; people read hours
 
 
 def bcu_variable() -> db.CustomVariable:
@@ -38,45 +46,85 @@ def bcu_variable() -> db.CustomVariable:
     )
 
 
-def _last_24h() -> list[PanelBuilder]:
+def coloured(
+    th: Thresholds,
+    title: str,
+    expr: str,
+    palette: colours.Colours,
+    unit: str = "short",
+    decimals: int = 0,
+) -> stat.Panel:
+    """A stat whose series is named after its BCU, in the wall's colours for that BCU."""
+    default = palette(th.defaults)
+    panel = stat_panel(
+        title, expr, unit=unit, decimals=decimals, thresholds=default, legend="{{bcu}}"
+    )
+    return panel.overrides(per_bcu_thresholds(default, colours.by_bcu(th, palette)))
+
+
+def _last_24h(th: Thresholds) -> list[PanelBuilder]:
+    def attended(grade: str, target: int, palette: colours.Colours) -> stat.Panel:
+        expr = f'{n.BCU_ATTENDED_RATIO}{{{SEL},grade="{grade}"}}'
+        title = f"{grade}-grade attended within {target} min"
+        return coloured(th, title, expr, palette, unit="percentunit", decimals=1)
+
     return [
         stat_panel("RCRP incidents", f"{n.BCU_RCRP_INCIDENTS}{{{SEL}}}"),
-        stat_panel("RCRP deployed", f"{n.BCU_RCRP_DEPLOYED}{{{SEL}}}"),
-        stat_panel(
-            "RCRP deployment rate", f"{n.BCU_RCRP_RATE}{{{SEL}}}", unit="percentunit", decimals=1
-        ),
-        stat_panel("I-grade incidents", f'{n.BCU_GRADED}{{{SEL},grade="I"}}'),
-        stat_panel(
-            f"I-grade attended within {n.I_TARGET_MIN} min",
-            f'{n.BCU_ATTENDED_RATIO}{{{SEL},grade="I"}}',
+        coloured(
+            th,
+            "RCRP deployment rate",
+            f"{n.BCU_RCRP_RATE}{{{SEL}}}",
+            colours.rcrp_rate,
             unit="percentunit",
             decimals=1,
         ),
-        stat_panel("s136 detentions", f'sum(demand_s136_detentions{{{SEL},window="24h"}})'),
+        stat_panel("I-grade incidents", f'{n.BCU_GRADED}{{{SEL},grade="I"}}'),
+        attended("I", n.I_TARGET_MIN, colours.igrade_attended),
+        stat_panel("S-grade incidents", f'{n.BCU_GRADED}{{{SEL},grade="S"}}'),
+        attended("S", n.S_TARGET_MIN, colours.sgrade_attended),
     ]
 
 
-def _now() -> list[PanelBuilder]:
+def _now(th: Thresholds) -> list[PanelBuilder]:
     wait = (
-        f'sum(demand_s136_handover_wait_seconds_sum{{{SEL},window="24h"}})\n'
+        f'sum(demand_s136_handover_wait_seconds{{{SEL},window="24h"}})\n'
         f'/ (sum(demand_s136_handovers{{{SEL},window="24h"}}) > 0)'
     )
     return [
-        stat_panel("Open I-grade", f'sum(demand_open_incidents{{{SEL},grade="I"}})'),
+        coloured(
+            th,
+            "Open I-grade",
+            f'sum by (bcu) (demand_open_incidents{{{SEL},grade="I"}})',
+            colours.open_list,
+        ),
         stat_panel(
             f"Open I-grade unattended past {n.I_TARGET_MIN} min",
             f'sum(demand_open_incidents_past_target{{{SEL},grade="I"}})',
         ),
-        stat_panel(
-            "Oldest open I-grade",
-            f"max(demand_oldest_open_igrade_age_seconds{{{SEL}}})",
+        coloured(
+            th,
+            "Oldest unattended I-grade",
+            f"max by (bcu) ({n.OLDEST_UNATTENDED_IGRADE}{{{SEL}}})",
+            colours.oldest_unattended,
             unit="s",
         ),
-        stat_panel("s136 in custody", f"sum(demand_s136_in_custody{{{SEL}}})"),
+        stat_panel(
+            "Oldest attended I-grade, not closed",
+            f"max({n.OLDEST_ATTENDED_IGRADE}{{{SEL}}})",
+            unit="s",
+            description="Attended and still open: shown, never alerted on.",
+        ),
+        coloured(
+            th,
+            "s136 in custody",
+            f"sum by (bcu) (demand_s136_in_custody{{{SEL}}})",
+            colours.custody,
+        ),
         stat_panel(
             f"s136 handovers over {n.S136_TARGET_MIN} min, 24h",
-            f'sum(demand_s136_handovers_over_60_minutes{{{SEL},window="24h"}})',
+            f'sum(demand_s136_long_wait_handovers{{{SEL},window="24h"}})',
         ),
+        stat_panel("s136 detentions, 24h", f'sum(demand_s136_detentions{{{SEL},window="24h"}})'),
         stat_panel("s136 mean handover wait, 24h", wait, unit="s"),
     ]
 
@@ -90,8 +138,8 @@ def _trends() -> list[PanelBuilder]:
             w=12,
         ),
         trend_panel(
-            "RCRP deployment rate, last 24h",
-            [(f"{n.BCU_RCRP_RATE}{{{SEL}}}", "{{bcu}}")],
+            "RCRP deployment rate: last 1h, 24h, 7d, 28d",
+            [(f"{n.rcrp_rate('bcu', window)}{{{SEL}}}", window) for window in n.RATE_WINDOWS],
             unit="percentunit",
             w=12,
         ),
@@ -104,25 +152,35 @@ def _trends() -> list[PanelBuilder]:
             "Officer hours, last 24h",
             [
                 (
-                    f'sum by (category) (demand_officer_hours{{{SEL},window="24h"}})',
+                    f'sum by (category) (demand_officer_time_seconds{{{SEL},window="24h"}})'
+                    f" / {HOURS}",
                     "{{category}}",
                 ),
-                (f'sum(demand_s136_officer_hours{{{SEL},window="24h"}})', "s136 detentions"),
+                (
+                    f'sum(demand_s136_officer_time_seconds{{{SEL},window="24h"}}) / {HOURS}',
+                    "on s136 incidents",
+                ),
+                (
+                    f'sum(demand_s136_detention_seconds{{{SEL},window="24h"}}) / {HOURS}',
+                    "s136 detention time",
+                ),
             ],
+            unit="h",
             w=12,
         ),
     ]
 
 
-def bcu_detail() -> db.Dashboard:
+def bcu_detail(th: Thresholds) -> db.Dashboard:
     dash = (
         new_dashboard(UID, "BCU detail", "One BCU's demand figures for a chosen source.")
         .with_variable(source_variable("source", "live", "Source"))
         .with_variable(bcu_variable())
     )
-    sections = [
-        ("$bcu: last 24h", _last_24h()),
-        ("$bcu: now", _now()),
+    sections: list[tuple[str, list[PanelBuilder]]] = [
+        ("$bcu: last 24h", _last_24h(th)),
+        ("$bcu: now", _now(th)),
+        ("$bcu: open incidents", [open_incidents_table({"source": "$source", "bcu": "$bcu"})]),
         ("$bcu: over time", _trends()),
     ]
     for title, section in sections:

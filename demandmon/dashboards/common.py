@@ -211,3 +211,28 @@ def variable_defaults(dashboard: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, str):
             out[str(variable["name"])] = value
     return out
+
+
+def data_link(title: str, url: str) -> db.DashboardLink:
+    """A link on a panel (and on its values, as a data link): opens ``url`` in place."""
+    return db.DashboardLink(title).type(dm.DashboardLinkType.LINK).url(url).target_blank(False)
+
+
+def _plain(config: db.ThresholdsConfig) -> str:
+    return json.dumps(config.build(), cls=JSONEncoder, sort_keys=True)
+
+
+def per_bcu_thresholds(
+    default: db.ThresholdsConfig, by_bcu: Mapping[str, db.ThresholdsConfig]
+) -> list[Builder[dm.DashboardFieldConfigSourceOverrides]]:
+    """Field overrides giving a BCU its own thresholds. The panel's series is named after
+    its BCU (legend `{{bcu}}`), so a panel whose BCU is a template variable still shows
+    the thresholds of the BCU selected; ``default`` applies to every other BCU."""
+    out: list[Builder[dm.DashboardFieldConfigSourceOverrides]] = []
+    for bcu, config in by_bcu.items():
+        if _plain(config) == _plain(default):
+            continue
+        matcher = dm.MatcherConfig(id_val="byName", options=bcu)
+        prop = dm.DynamicConfigValue(id_val="thresholds", value=config.build())
+        out.append(db.DashboardFieldConfigSourceOverrides().matcher(matcher).properties([prop]))
+    return out

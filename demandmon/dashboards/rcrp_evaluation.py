@@ -104,7 +104,8 @@ def _headline() -> list[PanelBuilder]:
         ),
         stat_panel(
             "Officer hours on RCRP incidents",
-            f"sum(demand_officer_hours{{{ALL}}})",
+            f"sum(demand_officer_time_seconds{{{ALL}}}) / 3600",
+            unit="h",
             w=6,
         ),
     ]

@@ -1,26 +1,28 @@
 """Control room wall: per-BCU tiles, London trends against last year, active alerts.
 
 Tile colours come from deploy/thresholds.yaml through the same per-BCU lookup the alert
-rules use, so a tile turns red exactly where its alert condition starts (counts are
-integers: "more than 25" is red from 26).
+rules use (colours.py), so a tile turns red exactly where its alert condition starts
+(counts are integers: "more than 25" is red from 26). Every tile opens BCU detail on its
+BCU.
 """
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import table
+from grafana_foundation_sdk.builders import stat, table
 from grafana_foundation_sdk.models import dashboard as dm
 
 from demandmon.alerting import names as n
-from demandmon.alerting.promql import percent
+from demandmon.alerting.promql import duration, percent
 from demandmon.alerting.thresholds import BcuThresholds, Thresholds
+from demandmon.dashboards import colours
 from demandmon.dashboards.common import (
     DATASOURCE,
     PanelBuilder,
+    data_link,
     new_dashboard,
     source_variable,
     stat_panel,
-    steps,
     table_query,
     trend_panel,
 )
@@ -31,44 +33,67 @@ FILE = "grafana/dashboards/control-room-wall.json"
 TILE_WIDTH = 2  # 12 BCUs across the 24-column grid
 
 
-def _rcrp_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
+def _tile(
+    bcu: str, expr: str, thresholds: db.ThresholdsConfig, text: str, unit: str = "short"
+) -> stat.Panel:
+    """A BCU's tile; clicking it (panel link and data link) opens BCU detail on that BCU."""
+    link = data_link(f"{bcu} detail", colours.detail_url(bcu))
+    return (
+        stat_panel(
+            bcu,
+            expr,
+            unit=unit,
+            thresholds=thresholds,
+            description=f"{bcu} {BCU_NAMES[bcu]}: {text} Click for {bcu} detail.",
+            w=TILE_WIDTH,
+        )
+        .links([link])
+        .data_links([link])
+    )
+
+
+def _rcrp_tile(bcu: str, t: BcuThresholds) -> stat.Panel:
     limit = t.rcrp_deployment_rate
-    return stat_panel(
+    return _tile(
         bcu,
         f'{n.BCU_RCRP_RATE}{{source="$source",bcu="{bcu}"}}',
+        colours.rcrp_rate(t),
+        "share of RCRP incidents created in the last 24h that police were deployed to. "
+        f"Red above {percent(limit.max_share)}; the alert also needs "
+        f"{limit.min_incidents} incidents.",
         unit="percentunit",
-        thresholds=steps((None, "green"), (limit.max_share, "red")),
-        description=(
-            f"{bcu} {BCU_NAMES[bcu]}: share of RCRP incidents created in the last 24h "
-            f"that police were deployed to. Red above {percent(limit.max_share)}; the alert "
-            f"also needs {limit.min_incidents} incidents."
-        ),
-        w=TILE_WIDTH,
     )
 
 
-def _open_list_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
+def _open_list_tile(bcu: str, t: BcuThresholds) -> stat.Panel:
     limit = t.igrade_open_list.max_open
-    return stat_panel(
+    return _tile(
         bcu,
         f'sum(demand_open_incidents{{source="$source",bcu="{bcu}",grade="I"}})',
-        thresholds=steps((None, "green"), (limit + 1, "red")),
-        description=f"{bcu} {BCU_NAMES[bcu]}: open I-grade incidents. Red above {limit}.",
-        w=TILE_WIDTH,
+        colours.open_list(t),
+        f"open I-grade incidents. Red above {limit}.",
     )
 
 
-def _custody_tile(bcu: str, t: BcuThresholds) -> PanelBuilder:
+def _oldest_tile(bcu: str, t: BcuThresholds) -> stat.Panel:
+    limit = t.oldest_open_igrade.max_age_seconds
+    return _tile(
+        bcu,
+        f'max({n.OLDEST_UNATTENDED_IGRADE}{{source="$source",bcu="{bcu}"}})',
+        colours.oldest_unattended(t),
+        "how long the oldest open I-grade incident not yet attended has waited. "
+        f"Red over {duration(limit)}.",
+        unit="s",
+    )
+
+
+def _custody_tile(bcu: str, t: BcuThresholds) -> stat.Panel:
     c = t.s136_in_custody
-    return stat_panel(
+    return _tile(
         bcu,
         f'sum(demand_s136_in_custody{{source="$source",bcu="{bcu}"}})',
-        thresholds=steps((None, "green"), (c.amber, "orange"), (c.red, "red")),
-        description=(
-            f"{bcu} {BCU_NAMES[bcu]}: s136 detentions started and not yet handed over. "
-            f"Amber from {c.amber}, red from {c.red}."
-        ),
-        w=TILE_WIDTH,
+        colours.custody(t),
+        f"s136 detentions started and not yet handed over. Amber from {c.amber}, red from {c.red}.",
     )
 
 
@@ -139,6 +164,7 @@ def wall(th: Thresholds) -> db.Dashboard:
     tiles = [
         ("RCRP deployment rate, last 24h", _rcrp_tile),
         ("I-grade open list", _open_list_tile),
+        ("Oldest unattended I-grade", _oldest_tile),
         ("s136 in custody", _custody_tile),
     ]
     for title, tile in tiles:

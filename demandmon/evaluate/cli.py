@@ -11,12 +11,14 @@ from typing import Any
 import redis
 
 from demandmon.arguments import CommandParser
-from demandmon.clients import redis_client, redis_failure
+from demandmon.clients import SyncRedis, redis_client, redis_failure
+from demandmon.evaluate.compare import comparison
 from demandmon.evaluate.render import RENDERERS
-from demandmon.evaluate.report import build_report, comparison
+from demandmon.evaluate.report import build_report
 from demandmon.settings import settings_or_exit
 from demandmon.state import keys
 from demandmon.state.reader import SourceFigures, StateReader
+from demandmon.state.registry import registered
 
 EXIT_UNKNOWN, EXIT_PROCESSING = 1, 3
 
@@ -31,7 +33,7 @@ def _parser() -> CommandParser:
     return p
 
 
-def progress(client: redis.Redis, prefix: str, fig: SourceFigures) -> tuple[int, int] | None:
+def progress(client: SyncRedis, prefix: str, fig: SourceFigures) -> tuple[int, int] | None:
     """(processed, sent) for a replayed source, None when nothing recorded a replay."""
     sent = client.hget(keys.replay(prefix, fig.source), "sent")
     if sent is None:
@@ -42,7 +44,7 @@ def progress(client: redis.Redis, prefix: str, fig: SourceFigures) -> tuple[int,
 
 
 def _read(
-    reader: StateReader, client: redis.Redis, prefix: str, source: str, wait_s: float
+    reader: StateReader, client: SyncRedis, prefix: str, source: str, wait_s: float
 ) -> tuple[SourceFigures, str | None]:
     deadline = time.monotonic() + wait_s
     while True:
@@ -61,10 +63,12 @@ def _read(
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     settings = settings_or_exit("demandmon evaluate", "reader")
-    client = redis_client(settings, timeout_s=30)
-    reader = StateReader(client, settings.key_prefix)
     try:
-        known = reader.sources()
+        client = redis_client(settings, timeout_s=30)
+        reader = StateReader(client, settings.key_prefix)
+        # A registered replay whose first events are not applied yet is known too: --wait
+        # waits for it (its replay record says how many events were sent).
+        known = sorted(set(reader.sources()) | registered(client, settings.key_prefix))
     except redis.RedisError as exc:
         print(f"demandmon evaluate: {redis_failure(settings, exc).line}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """An evaluation report from a source's whole-stream totals, read through the record's
 one decoder (``record.Counts``, ``record.EventCounts``). Pure: figures in, dict out, with
-the keys of the event contract's `evaluate --format json`."""
+the keys of the event contract's `evaluate --format json` (and more, added beside them).
+Times are kept in ms and reported to people in hours."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 from demandmon.state.reader import SourceFigures
 from demandmon.state.record import MS_PER_HOUR, CounterName, Counts, EventCounts
 from schemas.vocabulary import (
+    ATTENDANCE_TARGET_S,
     BCU_CODES,
+    GRADES_WITH_UNKNOWN,
     I_GRADE,
     RCRP_CATEGORIES,
     RCRP_LABELS,
@@ -26,6 +29,10 @@ DAY_S = 86400
 
 def rate(deployed: int, incidents: int) -> float:
     return round(deployed / incidents, 3) if incidents else 0.0
+
+
+def hours(ms: int) -> float:
+    return round(ms / MS_PER_HOUR, 1)
 
 
 def _day_iso(epoch_s: float) -> str:
@@ -71,6 +78,20 @@ def build_report(fig: SourceFigures) -> dict[str, Any]:
     ]
     officer_ms = sum(total("officer_ms", cat) for cat in RCRP_CATEGORIES)
     events = EventCounts.decode(fig.meta)
+    gauges = Counts(fig.now)
+    attendance: dict[str, dict[str, Any]] = {}
+    for grade, target_s in ATTENDANCE_TARGET_S.items():
+        graded, within = total("graded", grade), total("attended_within_target", grade)
+        attendance[grade] = {
+            "target_minutes": target_s // 60,
+            "incidents": graded,
+            "within_target": within,
+            "rate": rate(within, graded),
+        }
+    detentions = total("s136_detentions")
+    # s136 officer hours: every unit's officers x (cleared - assigned) on incidents with a
+    # detention (the contract's meaning); detention hours: detained -> handover, apart.
+    s136_officer_ms = total("s136_officer_ms")
     return {
         "source": fig.source,
         "period": period(fig),
@@ -82,12 +103,20 @@ def build_report(fig: SourceFigures) -> dict[str, Any]:
         },
         "by_bcu": by_bcu,
         "igrade_incidents": total("graded", I_GRADE),
+        "open_incidents": sum(
+            gauges.get("open", bcu, grade) for bcu in BCU_CODES for grade in GRADES_WITH_UNKNOWN
+        ),
+        "attendance": attendance,
         "s136": {
-            "detentions": total("s136_detentions"),
+            "detentions": detentions,
             "handovers_over_60_min": total("s136_handovers_over_target"),
-            "officer_hours": round(total("s136_detention_ms") / MS_PER_HOUR, 1),
+            "officer_hours": hours(s136_officer_ms),
+            "detention_hours": hours(total("s136_detention_ms")),
+            "officer_hours_per_detention": (
+                round(s136_officer_ms / MS_PER_HOUR / detentions, 1) if detentions else None
+            ),
         },
-        "officer_hours": round(officer_ms / MS_PER_HOUR, 1),
+        "officer_hours": hours(officer_ms),
         "events": {
             "applied": events.applied,
             "duplicates": events.duplicate,
@@ -98,31 +127,4 @@ def build_report(fig: SourceFigures) -> dict[str, Any]:
             "orphaned_incidents": events.orphaned,
         },
         "watermark": _day_iso(fig.watermark_s) if fig.watermark_s is not None else None,
-    }
-
-
-def _change(new: float, old: float) -> float | None:
-    return round((new - old) / old, 3) if old else None
-
-
-def comparison(subject: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """Subject against baseline (e.g. November 2023 against November 2022)."""
-    avoided = baseline["total"]["deployed"] - subject["total"]["deployed"]
-    hours_saved = round(baseline["officer_hours"] - subject["officer_hours"], 1)
-    base_deployed = baseline["total"]["deployed"]
-    return {
-        "incidents_change": _change(subject["total"]["incidents"], baseline["total"]["incidents"]),
-        "deployment_rate_change_points": round(
-            subject["total"]["deployment_rate"] - baseline["total"]["deployment_rate"], 3
-        ),
-        "deployments_avoided": avoided,
-        "officer_hours_saved": hours_saved,
-        "officer_hours_per_deployment": (
-            round(baseline["officer_hours"] / base_deployed, 2) if base_deployed else None
-        ),
-        "igrade_change": _change(subject["igrade_incidents"], baseline["igrade_incidents"]),
-        "s136_detentions_change": subject["s136"]["detentions"] - baseline["s136"]["detentions"],
-        "s136_officer_hours_saved": round(
-            baseline["s136"]["officer_hours"] - subject["s136"]["officer_hours"], 1
-        ),
     }

@@ -1,55 +1,124 @@
-"""A prometheus_client collector that reads Redis at every scrape (stateless exporter)."""
+"""A prometheus_client collector that reads Redis at every scrape.
+
+Every scrape asks the reader for every exported source's figures at that moment; the
+exporter's reader (demandmon/exporter/cache.py) re-reads only shards written since, and
+hands back the very objects of the last scrape for what did not change. Sample lines are
+rendered again only for figures that are not those objects (``figures.windows`` and the
+rest separately, so a live source whose windows stand still re-renders its few gauges
+alone). ``collect`` serves the registry's own path (tests, ``name[]``); ``exposition`` the
+fast one (demandmon/exporter/exposition.py).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from demandmon.exporter.families import HELP, source_samples
-from demandmon.state.reader import StateReader
+from demandmon.exporter.exposition import Exposition, family, render
+from demandmon.exporter.families import HELP, source_samples, state_samples, windows_samples
+from demandmon.state.reader import SourceFigures, StateReader
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scrape:
+    figures: list[SourceFigures] = field(default_factory=list)
+    up: bool = False
+    duration_s: float = 0.0
+
+    def own(self) -> list[Metric]:
+        """The exporter's own gauges."""
+        return [
+            GaugeMetricFamily(
+                "demand_exporter_redis_up",
+                "1 when the last scrape read Redis",
+                value=1.0 if self.up else 0.0,
+            ),
+            GaugeMetricFamily(
+                "demand_exporter_scrape_duration_seconds",
+                "Time the exporter took to read Redis",
+                value=self.duration_s,
+            ),
+        ]
+
+
+@dataclass
+class _Rendered:
+    figures: SourceFigures
+    windows: dict[str, str]
+    state: dict[str, str]
 
 
 class DemandCollector(Collector):
     def __init__(self, reader: StateReader, clock: Callable[[], float] = time.time) -> None:
         self.reader = reader
         self.clock = clock
+        self._lock = threading.Lock()  # one scrape at a time: the reader keeps figures
+        self._rendered: dict[str, _Rendered] = {}
+        self._exposition = Exposition()
 
-    def collect(self) -> Iterator[Metric]:
+    def _scrape(self) -> Scrape:
         started = time.perf_counter()
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-        up = 1.0
         try:
             now = self.clock()
             # Live and registered sources only: a deleted one's series vanish at once.
-            for source in self.reader.exported_sources():
-                for sample in source_samples(self.reader.read(source, now)):
-                    family = families.get(sample.name)
-                    if family is None:
-                        help_text, kind = HELP[sample.name]
-                        names = [k for k, _ in sample.labels]
-                        family = (
-                            CounterMetricFamily(sample.name, help_text, labels=names)
-                            if kind == "counter"
-                            else GaugeMetricFamily(sample.name, help_text, labels=names)
-                        )
-                        families[sample.name] = family
-                    family.add_metric([v for _, v in sample.labels], sample.value)
+            figures = self.reader.read_sources(self.reader.exported_sources(), now)
         except Exception as exc:
             log.warning("reading Redis failed: %s", type(exc).__name__)
+            return Scrape(duration_s=time.perf_counter() - started)
+        return Scrape(figures, True, time.perf_counter() - started)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            scrape = self._scrape()
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        try:
+            for fig in scrape.figures:
+                for sample in source_samples(fig):
+                    metric = families.get(sample.name)
+                    if metric is None:
+                        metric = families[sample.name] = family(
+                            sample.name, [k for k, _ in sample.labels]
+                        )
+                    metric.add_metric([v for _, v in sample.labels], sample.value)
+        except Exception as exc:
+            log.warning("building samples failed: %s", type(exc).__name__)
             families.clear()
-            up = 0.0
-        yield from families.values()
-        yield GaugeMetricFamily(
-            "demand_exporter_redis_up", "1 when the last scrape read Redis", value=up
-        )
-        yield GaugeMetricFamily(
-            "demand_exporter_scrape_duration_seconds",
-            "Time the exporter took to read Redis",
-            value=time.perf_counter() - started,
-        )
+            scrape.up = False
+        yield from (families[name] for name in HELP if name in families)
+        yield from scrape.own()
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The whole /metrics body in the format ``accept`` asks for, and its type."""
+        headers, content_type = self._exposition.negotiate(accept)
+        with self._lock:
+            scrape = self._scrape()
+            try:
+                lines = [self._lines(fig) for fig in scrape.figures]
+            except Exception as exc:
+                log.warning("building samples failed: %s", type(exc).__name__)
+                self._rendered.clear()
+                lines, scrape.up = [], False
+            if scrape.up:
+                for gone in set(self._rendered) - {fig.source for fig in scrape.figures}:
+                    del self._rendered[gone]
+        sources = [part for r in lines for part in (r.windows, r.state)]
+        return self._exposition.body(headers, sources, scrape.own()), content_type
+
+    def _lines(self, fig: SourceFigures) -> _Rendered:
+        done = self._rendered.get(fig.source)
+        if done is not None and done.figures is fig:
+            return done
+        if done is not None and done.figures.windows is fig.windows:
+            windows = done.windows
+        else:
+            windows = render(windows_samples(fig))
+        done = self._rendered[fig.source] = _Rendered(fig, windows, render(state_samples(fig)))
+        return done

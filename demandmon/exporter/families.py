@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from demandmon.state.reader import SourceFigures
-from demandmon.state.record import MS_PER_HOUR, CounterName, Counts, EventCounts
+from demandmon.state.record import CounterName, Counts, EventCounts
 from schemas.vocabulary import (
     ATTENDANCE_TARGET_S,
     BCU_CODES,
@@ -48,19 +48,36 @@ HELP: Final[dict[str, tuple[str, str]]] = {
     ),
     "demand_s136_detentions": ("s136 detentions on incidents created in the window", "gauge"),
     "demand_s136_handovers": ("s136 detentions handed over, wait known", "gauge"),
-    "demand_s136_handovers_over_60_minutes": (
+    "demand_s136_long_wait_handovers": (
         f"Handovers whose wait was over {S136_HANDOVER_TARGET_S // 60} min",
         "gauge",
     ),
-    "demand_s136_handover_wait_seconds_sum": ("Sum of handover waits, seconds", "gauge"),
-    "demand_s136_officer_hours": ("Detention officer time, detained to handover", "gauge"),
-    "demand_officer_hours": ("Resource time assigned to cleared, times officers", "gauge"),
+    "demand_s136_handover_wait_seconds": ("Sum of handover waits", "gauge"),
+    "demand_s136_detention_seconds": ("s136 detention time, detained to handover", "gauge"),
+    "demand_s136_officer_time_seconds": (
+        "Officer time on incidents with an s136 detention: each resource assigned to "
+        "cleared, times officers",
+        "gauge",
+    ),
+    "demand_officer_time_seconds": ("Resource time assigned to cleared, times officers", "gauge"),
     "demand_open_incidents": ("Incidents created and neither closed nor cancelled", "gauge"),
     "demand_open_incidents_past_target": (
         "Open, not attended, older than the grade's target at the window end",
         "gauge",
     ),
-    "demand_oldest_open_igrade_age_seconds": ("Age of the oldest open I incident", "gauge"),
+    "demand_oldest_unattended_igrade_age_seconds": (
+        "Age of the oldest open I incident not yet attended",
+        "gauge",
+    ),
+    "demand_oldest_attended_open_igrade_age_seconds": (
+        "Age of the oldest I incident attended and not closed",
+        "gauge",
+    ),
+    "demand_s136_last_long_wait_handover_timestamp_seconds": (
+        f"Event time of the latest s136 handover whose wait was over "
+        f"{S136_HANDOVER_TARGET_S // 60} min",
+        "gauge",
+    ),
     "demand_s136_in_custody": ("s136 detentions not yet handed over", "gauge"),
     "demand_stream_watermark_timestamp_seconds": ("Latest event time seen", "gauge"),
     "demand_stream_window_end_timestamp_seconds": ("Where the source's windows end", "gauge"),
@@ -75,14 +92,15 @@ HELP: Final[dict[str, tuple[str, str]]] = {
 PER_BCU: Final[dict[CounterName, tuple[str, float]]] = {
     "s136_detentions": ("demand_s136_detentions", 1.0),
     "s136_handovers": ("demand_s136_handovers", 1.0),
-    "s136_handovers_over_target": ("demand_s136_handovers_over_60_minutes", 1.0),
-    "s136_handover_wait_ms": ("demand_s136_handover_wait_seconds_sum", 1 / 1000),
-    "s136_detention_ms": ("demand_s136_officer_hours", 1 / MS_PER_HOUR),
+    "s136_handovers_over_target": ("demand_s136_long_wait_handovers", 1.0),
+    "s136_handover_wait_ms": ("demand_s136_handover_wait_seconds", 1 / 1000),
+    "s136_detention_ms": ("demand_s136_detention_seconds", 1 / 1000),
+    "s136_officer_ms": ("demand_s136_officer_time_seconds", 1 / 1000),
 }
 PER_CATEGORY: Final[dict[CounterName, tuple[str, float]]] = {
     "incidents": ("demand_rcrp_incidents", 1.0),
     "deployed": ("demand_rcrp_deployed_incidents", 1.0),
-    "officer_ms": ("demand_officer_hours", 1 / MS_PER_HOUR),
+    "officer_ms": ("demand_officer_time_seconds", 1 / 1000),
 }
 
 
@@ -114,9 +132,19 @@ def window_samples(source: str, window: str, counts: Counts) -> Iterator[Sample]
 
 
 def source_samples(fig: SourceFigures) -> Iterator[Sample]:
-    src = fig.source
+    yield from windows_samples(fig)
+    yield from state_samples(fig)
+
+
+def windows_samples(fig: SourceFigures) -> Iterator[Sample]:
+    """The samples that follow the windows' counters alone."""
     for window, fields in fig.windows.items():
-        yield from window_samples(src, window, Counts(fields))
+        yield from window_samples(fig.source, window, Counts(fields))
+
+
+def state_samples(fig: SourceFigures) -> Iterator[Sample]:
+    """The rest: gauges, open lists at the window end, stream times, event counters."""
+    src = fig.source
     now = Counts(fig.now)
     for bcu in BCU_CODES:
         for grade in GRADES_WITH_UNKNOWN:
@@ -126,11 +154,18 @@ def source_samples(fig: SourceFigures) -> Iterator[Sample]:
             labels = _labels(source=src, bcu=bcu, grade=grade)
             value = float(fig.past_target.get(f"{bcu}|{grade}", 0))
             yield Sample("demand_open_incidents_past_target", labels, value)
-        created = fig.oldest_open_i_created_s.get(bcu)
-        age = max(0.0, fig.window_end_s - created) if created is not None else 0.0
-        yield Sample("demand_oldest_open_igrade_age_seconds", _labels(source=src, bcu=bcu), age)
+        bcu_labels = _labels(source=src, bcu=bcu)
+        for name, oldest in (
+            ("demand_oldest_unattended_igrade_age_seconds", fig.oldest_unattended_i_created_s),
+            ("demand_oldest_attended_open_igrade_age_seconds", fig.oldest_attended_i_created_s),
+        ):
+            created = oldest.get(bcu)
+            age = max(0.0, fig.window_end_s - created) if created is not None else 0.0
+            yield Sample(name, bcu_labels, age)
         custody = float(now.get("in_custody", bcu))
-        yield Sample("demand_s136_in_custody", _labels(source=src, bcu=bcu), custody)
+        yield Sample("demand_s136_in_custody", bcu_labels, custody)
+        handover = fig.last_long_wait_handover_s.get(bcu, 0.0)  # 0: none kept
+        yield Sample("demand_s136_last_long_wait_handover_timestamp_seconds", bcu_labels, handover)
     only_source = _labels(source=src)
     if fig.watermark_s is not None:
         yield Sample("demand_stream_watermark_timestamp_seconds", only_source, fig.watermark_s)

@@ -1,10 +1,11 @@
-"""`demandmon exporter`: serve /metrics from Redis, and /alerts, a webhook receiver that
-logs what Alertmanager delivers (alert name, severity, BCU, source, status only).
+"""`demandmon exporter`: serve /metrics from Redis, /open-incidents (a source's open
+incidents as JSON), and /alerts, a webhook receiver that logs what Alertmanager delivers
+(alert name, severity, BCU, source, status only).
 
-HTTPS when DEMANDMON_WEB_TLS_CERT_FILE and _KEY_FILE are set; /metrics requires basic auth
-when DEMANDMON_METRICS_USERNAME is set; /alerts requires `Authorization: Bearer <token>`
-when DEMANDMON_ALERTS_TOKEN is set, and without a token answers on a loopback bind only;
-/healthz is open (it says nothing)."""
+HTTPS when DEMANDMON_WEB_TLS_CERT_FILE and _KEY_FILE are set; /metrics and /open-incidents
+require basic auth when DEMANDMON_METRICS_USERNAME is set; /alerts requires
+`Authorization: Bearer <token>` when DEMANDMON_ALERTS_TOKEN is set, and without a token
+answers on a loopback bind only; /healthz is open (it says nothing)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,17 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from demandmon.arguments import CommandParser
 from demandmon.clients import ClientSetupError, redis_client, redis_failure
+from demandmon.exporter.cache import CachedStateReader
 from demandmon.exporter.collector import DemandCollector
+from demandmon.exporter.exposition import metrics_app
+from demandmon.exporter.open_route import PATH as OPEN_INCIDENTS
+from demandmon.exporter.open_route import open_incidents_app
 from demandmon.settings import Settings, settings_or_exit
-from demandmon.state.reader import StateReader
 from demandmon.web import metrics_auth_ok, server_ssl_context, web_scheme
 
 log = logging.getLogger("demandmon.exporter")
@@ -71,23 +75,30 @@ def redis_problem(settings: Settings) -> str | None:
     """Ask Redis once at start: a wrong password or certificate, or a refused port
     (nothing listens there: a wrong URL, or no stack), stops the exporter with one line;
     Redis merely not answering yet does not (scrapes show it as down)."""
-    client = redis_client(settings, timeout_s=5)
     try:
-        client.ping()
+        client = redis_client(settings, timeout_s=5)  # a cluster client connects here
+        try:
+            client.ping()
+        finally:
+            client.close()
     except redis.RedisError as exc:
         failure = redis_failure(settings, exc)
         if not failure.retry or failure.refused:
             return failure.line
         log.warning("%s (scrapes report it down until it answers)", failure.line)
-    finally:
-        client.close()
     return None
 
 
-def build_registry(settings: Settings) -> CollectorRegistry:
+def build_collector(settings: Settings) -> DemandCollector:
+    """The collector over the exporter's reader, which keeps what has not changed between
+    scrapes (demandmon/exporter/cache.py)."""
     client = redis_client(settings, timeout_s=10)
+    return DemandCollector(CachedStateReader(client, settings.key_prefix))
+
+
+def build_registry(collector: DemandCollector) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(DemandCollector(StateReader(client, settings.key_prefix)))
+    registry.register(collector)
     return registry
 
 
@@ -163,12 +174,23 @@ def body_length(environ: Environ) -> int | str:
     return int(raw)
 
 
-def build_app(registry: CollectorRegistry, settings: Settings, loopback: bool = True) -> WsgiApp:
+def build_app(
+    registry: CollectorRegistry,
+    settings: Settings,
+    loopback: bool = True,
+    collector: DemandCollector | None = None,
+    open_list: WsgiApp | None = None,
+) -> WsgiApp:
     """The exporter's WSGI app; ``loopback``: whether the server binds a loopback address
-    only (then /alerts may go without a token, as on the plain local stack)."""
-    metrics = make_wsgi_app(registry)
+    only (then /alerts may go without a token, as on the plain local stack);
+    ``collector``: the registry's only collector, which then writes /metrics itself
+    (demandmon/exporter/exposition.py); ``open_list``: /open-incidents (by default read
+    from the settings' Redis, connected on first use; demandmon/exporter/open_route.py)."""
+    metrics = metrics_app(registry, collector.exposition if collector is not None else None)
     token = settings.alerts_token.get_secret_value()
     refused_warned = threading.Event()
+    if open_list is None:
+        open_list = open_incidents_app(lambda: redis_client(settings), settings.key_prefix)
 
     def alerts(environ: Environ, start_response: StartResponse) -> list[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
@@ -209,7 +231,9 @@ def build_app(registry: CollectorRegistry, settings: Settings, loopback: bool = 
             return _reply(
                 start_response, "401 Unauthorized", "authentication required\n", [challenge]
             )
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == OPEN_INCIDENTS:
+            return open_list(environ, start_response)
+        return metrics(environ, start_response)
 
     return app
 
@@ -244,7 +268,9 @@ def main(argv: list[str]) -> int:
     if problem is not None:
         print(f"demandmon exporter: {problem}", file=sys.stderr)
         return 1
-    app = build_app(build_registry(settings), settings, loopback=is_loopback(args.host))
+    collector = build_collector(settings)
+    registry = build_registry(collector)
+    app = build_app(registry, settings, loopback=is_loopback(args.host), collector=collector)
     try:
         server = make_exporter_server(app, args.host, port, context)
     except OSError as exc:

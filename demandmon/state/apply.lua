@@ -44,6 +44,8 @@
 --     lt   latest event time              x    1 once closed or cancelled
 --     sd   s136 detained                  sa   s136 arrived at the place of safety
 --     sh   s136 handover
+--   sorted sets: open:, wait: (open, not attended), att: (open, attended) by creation;
+--   long: (handovers that waited over target) by handover time.
 --   counters: bucket fields C_*|bcu[|category or grade]; gauges (NOW) the same.
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -80,14 +82,51 @@ local orphaned = 0
 local first_created, last_created = nil, nil  -- creation times seen in this call
 local rejected = {}
 
+-- Redis calls cost more than their work here: the batch's incidents and event ids are
+-- read in one call each (prefetch, below), and written in one call each at the end.
+local stored = {}      -- incident id -> its JSON as read (false: none), not yet decoded
+local known = {}       -- event id -> true when already applied before this call
+
 local function load(id)
   local st = cache[id]
   if st == nil then
-    local raw = redis.call('HGET', INC, id)
+    local raw = stored[id]
+    if raw == nil then raw = redis.call('HGET', INC, id) end
     if raw then st = cjson.decode(raw) else st = {} end
     cache[id] = st
   end
   return st
+end
+
+-- Many arguments to one command, in chunks that Lua's C stack takes (unpack's limit).
+local CHUNK = 4000
+local function call_chunked(cmd, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+local function prefetch()
+  local ids, eids, wanted = {}, {}, {}
+  for _, e in ipairs(batch) do
+    if e[E_OFFSET] > last_offset and e[E_IS_EVENT] ~= REJECTED then
+      local id = e[E_INCIDENT_ID]
+      if not wanted[id] then wanted[id] = true; table.insert(ids, id) end
+      table.insert(eids, e[E_EVENT_ID])
+    end
+  end
+  for i = 1, #ids, CHUNK do
+    local last = math.min(i + CHUNK - 1, #ids)
+    local raws = redis.call('HMGET', INC, unpack(ids, i, last))
+    for j = i, last do stored[ids[j]] = raws[j - i + 1] end
+  end
+  for i = 1, #eids, CHUNK do
+    local last = math.min(i + CHUNK - 1, #eids)
+    local scores = redis.call('ZMSCORE', SEEN, unpack(eids, i, last))
+    for j = i, last do
+      if scores[j - i + 1] then known[eids[j]] = true end
+    end
+  end
 end
 
 local function category(st)
@@ -116,8 +155,11 @@ local function contribution(st)
     end
   end
   if officer_ms > 0 then b[C_OFFICER_MS .. '|' .. bcu .. '|' .. cat] = officer_ms end
+  local long_key, long_at = nil, nil
   if st.sd then
     b[C_S136_DETENTIONS .. '|' .. bcu] = 1
+    -- s136 officer time: every unit's time on the incident, whenever the detention came.
+    if officer_ms > 0 then b[C_S136_OFFICER_MS .. '|' .. bcu] = officer_ms end
     if st.sh then
       if st.sh > st.sd then b[C_S136_DETENTION_MS .. '|' .. bcu] = st.sh - st.sd end
     else
@@ -127,16 +169,26 @@ local function contribution(st)
       local wait = st.sh - st.sa
       b[C_S136_HANDOVERS .. '|' .. bcu] = 1
       if wait > 0 then b[C_S136_HANDOVER_WAIT_MS .. '|' .. bcu] = wait end
-      if wait > S136_TARGET_MS then b[C_S136_HANDOVERS_OVER_TARGET .. '|' .. bcu] = 1 end
+      if wait > S136_TARGET_MS then
+        b[C_S136_HANDOVERS_OVER_TARGET .. '|' .. bcu] = 1
+        long_key, long_at = base .. 'long:' .. bcu, st.sh
+      end
     end
   end
-  local open_key, wait_key = nil, nil
+  local open_key, wait_key, att_key = nil, nil, nil
   if not st.x then
     n[C_OPEN .. '|' .. bcu .. '|' .. g] = 1
     open_key = base .. 'open:' .. bcu .. ':' .. g
-    if st.fa == nil and target then wait_key = base .. 'wait:' .. bcu .. ':' .. g end
+    if target then
+      if st.fa == nil then
+        wait_key = base .. 'wait:' .. bcu .. ':' .. g
+      else
+        att_key = base .. 'att:' .. bcu .. ':' .. g
+      end
+    end
   end
-  return {b = b, n = n, open = open_key, wait = wait_key}
+  return {b = b, n = n, open = open_key, wait = wait_key, att = att_key, long = long_key,
+          long_at = long_at}
 end
 
 local function add(key, field, v)
@@ -217,25 +269,54 @@ end
 
 local function reject(reason) rejected[reason] = (rejected[reason] or 0) + 1 end
 
+-- An incident's counters move once per call, not once per event: its contribution when
+-- this call first touched it is kept, and settled against its latest one at the end
+-- (the sums are the same; the work is per incident, not per event).
+local before = {}      -- id -> contribution when first touched here (false: none)
+
+local function settle(id)
+  local first = before[id]
+  if first == nil then return end
+  local st = cache[id]
+  local old, new = first or nil, contribution(st)
+  if st.c ~= nil then
+    shift(id, st.c, old, -1)
+    shift(id, st.c, new, 1)
+    move_member(id, old and old.open, new and new.open, st.c)
+    move_member(id, old and old.wait, new and new.wait, st.c)
+    move_member(id, old and old.att, new and new.att, st.c)
+    -- Scored by the handover time, which an earlier handover event can move.
+    local old_long, new_long = old and old.long, new and new.long
+    if old_long ~= new_long or (old and old.long_at) ~= (new and new.long_at) then
+      table.insert(members, {old_long, new_long, new and new.long_at, id})
+    end
+  end
+  before[id] = nil
+end
+
 -- An incident the source's watermark has already left behind, touched by a new event:
 -- it leaves first (as the retention sweep would have done), and the event starts afresh.
 local function drop_if_past(id, st)
   if horizon_wm < 0 or next(st) == nil or (st.c or st.lt) >= horizon_wm - retention then
     return st
   end
+  settle(id)  -- what this call did to it so far counts first, then it leaves
   if st.c == nil then
     orphaned = orphaned + 1
   else
     local con = contribution(st)
     for f, v in pairs(con.n) do gauges[f] = (gauges[f] or 0) - v end
-    if con.open then table.insert(members, {con.open, false, 0, id}) end
-    if con.wait then table.insert(members, {con.wait, false, 0, id}) end
+    for _, key in ipairs({con.open or false, con.wait or false, con.att or false,
+                          con.long or false}) do
+      if key then table.insert(members, {key, false, 0, id}) end
+    end
   end
   local fresh = {}
   cache[id] = fresh
   return fresh
 end
 
+prefetch()
 local max_offset = last_offset
 for _, e in ipairs(batch) do
   local offset = e[E_OFFSET]
@@ -256,20 +337,13 @@ for _, e in ipairs(batch) do
         reject(TOO_LATE)
         table.insert(late, offset)
         table.insert(late_new, offset)
-      elseif seen_new[eid] or redis.call('ZSCORE', SEEN, eid) then
+      elseif seen_new[eid] or known[eid] then
         counts.duplicate = counts.duplicate + 1
       else
         seen_new[eid] = ts
         local st = drop_if_past(id, load(id))
-        local old = contribution(st)
+        if before[id] == nil then before[id] = contribution(st) or false end
         merge(st, e)
-        local new = contribution(st)
-        if st.c ~= nil then
-          shift(id, st.c, old, -1)
-          shift(id, st.c, new, 1)
-          move_member(id, old and old.open, new and new.open, st.c)
-          move_member(id, old and old.wait, new and new.wait, st.c)
-        end
         dirty[id] = true
         if ts > wm then wm = ts end
         if ts > horizon_wm then horizon_wm = ts end
@@ -278,6 +352,8 @@ for _, e in ipairs(batch) do
     end
   end
 end
+
+for id, _ in pairs(dirty) do settle(id) end
 
 -- Retention: incidents, buckets and event ids older than the horizon go. Computed here,
 -- written below with everything else.
@@ -310,17 +386,46 @@ if horizon_wm >= 0 then
 end
 
 -- Writes from here on.
+local inc_args, age_args, seen_args = {}, {}, {}
 for id, _ in pairs(dirty) do
   if pruned[id] == nil then
     local st = cache[id]
-    redis.call('HSET', INC, id, cjson.encode(st))
-    redis.call('ZADD', AGE, st.c or st.lt, id)
+    table.insert(inc_args, id); table.insert(inc_args, cjson.encode(st))
+    table.insert(age_args, st.c or st.lt); table.insert(age_args, id)
   end
 end
-for eid, ts in pairs(seen_new) do redis.call('ZADD', SEEN, ts, eid) end
+call_chunked('HSET', INC, inc_args)
+call_chunked('ZADD', AGE, age_args)
+for eid, ts in pairs(seen_new) do table.insert(seen_args, ts); table.insert(seen_args, eid) end
+call_chunked('ZADD', SEEN, seen_args)
+-- Sorted-set moves, in order, reduced to each (key, id)'s last word (a score, or false:
+-- removed): the same end state as applying them one by one, in two calls per key.
+local final = {}       -- key -> id -> score or false
+local function place(key, id, score)
+  local t = final[key]
+  if t == nil then t = {}; final[key] = t end
+  t[id] = score
+end
 for _, m in ipairs(members) do
-  if m[1] then redis.call('ZREM', m[1], m[4]) end
-  if m[2] then redis.call('ZADD', m[2], m[3], m[4]) end
+  if m[1] then place(m[1], m[4], false) end
+  if m[2] then place(m[2], m[4], m[3]) end
+end
+for id, con in pairs(pruned) do
+  if con then
+    for _, key in ipairs({con.open or false, con.wait or false, con.att or false,
+                          con.long or false}) do
+      if key then place(key, id, false) end
+    end
+  end
+end
+for key, ids in pairs(final) do
+  local gone, scored = {}, {}
+  for id, score in pairs(ids) do
+    if score then table.insert(scored, score); table.insert(scored, id)
+    else table.insert(gone, id) end
+  end
+  call_chunked('ZREM', key, gone)
+  call_chunked('ZADD', key, scored)
 end
 for hk, hd in pairs(buckets) do
   redis.call('ZADD', HOURS, hd[1], int(hd[1]))
@@ -334,14 +439,10 @@ end
 for f, v in pairs(gauges) do
   if v ~= 0 then redis.call('HINCRBY', NOW, f, int(v)) end
 end
-for id, con in pairs(pruned) do
-  if con then
-    if con.open then redis.call('ZREM', con.open, id) end
-    if con.wait then redis.call('ZREM', con.wait, id) end
-  end
-  redis.call('HDEL', INC, id)
-  redis.call('ZREM', AGE, id)
-end
+local pruned_ids = {}
+for id, _ in pairs(pruned) do table.insert(pruned_ids, id) end
+call_chunked('HDEL', INC, pruned_ids)
+call_chunked('ZREM', AGE, pruned_ids)
 if horizon then
   redis.call('ZREMRANGEBYSCORE', SEEN, '-inf', '(' .. int(horizon))
   -- After the deltas, so that a bucket that left the horizon in this call is not revived.

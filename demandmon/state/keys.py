@@ -24,6 +24,8 @@ SHARD_KEYS: Final[dict[str, str]] = {
     "days": "sorted set: the day buckets that exist",
     "open:": "open:<bcu>:<grade>: sorted set of open incidents by creation time",
     "wait:": "wait:<bcu>:<grade>: open I and S incidents not yet attended",
+    "att:": "att:<bcu>:<grade>: open I and S incidents attended (not yet closed)",
+    "long:": "long:<bcu>: incidents whose s136 handover waited over target, by handover time",
     LATE: "hash: offsets rejected as too late, still owed a dead letter",
 }
 

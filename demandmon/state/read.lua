@@ -1,12 +1,20 @@
--- Read one shard's figures for a set of windows, summing bucket counters server-side.
+-- Read one shard's figures, summing bucket counters server-side. Only what is asked for
+-- is read, so a caller that holds part of a shard's figures asks for the rest alone.
 -- KEYS[1]  shard key prefix
--- ARGV[1]  JSON {"windows": [[name, [hour starts], [day starts]], ...], "all": true|false,
---                "end_ms": n, "past": [[bcu, grade, created_before_ms], ...],
---                "oldest": [bcu, ...]}
+-- ARGV[1]  JSON {"segments": [[[hour starts], [day starts]], ...],
+--                "windows": [[name, n], ...],  -- n ascending: a window is the sum of the
+--                                              -- first n segments (nested windows that
+--                                              -- end together: each bucket is read once)
+--                "all": bool, "now": bool, "meta": bool,
+--                "past": [[bcu, grade, created_before_ms], ...], "oldest": [bcu, ...]}
 -- I_GRADE comes from the prelude generated from schemas/vocabulary.py
 -- (demandmon/state/lua.py).
--- Returns JSON with integer values as strings (exact beyond 2^53 is not needed, but
--- cjson prints numbers with 14 significant digits).
+-- Returns JSON {"windows": {name: {field: n}}, "now": {...}, "meta": {...},
+-- "past": {"bcu|grade": n}, "oldest": {bcu: {"u": created ms of the oldest open I incident
+-- not attended, "a": ... attended and not closed, "h": handover ms of the latest s136
+-- handover that waited over target}}} (a figure that has no incident is absent; so is a BCU
+-- that has none): counters as numbers, or as digit
+-- strings from 10^14 on (exact beyond 2^53 is not needed); a part not asked for is absent.
 local base = KEYS[1]
 local req = cjson.decode(ARGV[1])
 
@@ -19,37 +27,60 @@ local function hash_into(acc, key)
   end
 end
 
-local function stringify(t)
+-- cjson writes numbers with 14 significant digits: sums (exact integers in Lua's doubles)
+-- go out as numbers below 10^14, and as digit strings at or above.
+local EXACT = 1e14
+local function exact(t)
   local out = {}
-  for k, v in pairs(t) do out[k] = int(v) end
+  for k, v in pairs(t) do
+    if v < EXACT and v > -EXACT then out[k] = v else out[k] = int(v) end
+  end
   return out
 end
 
 local out = {windows = {}, past = {}, oldest = {}}
+local acc, read = {}, 0
 for _, w in ipairs(req.windows) do
-  local acc = {}
-  for _, h in ipairs(w[2]) do hash_into(acc, base .. 'h:' .. int(h)) end
-  for _, d in ipairs(w[3]) do hash_into(acc, base .. 'd:' .. int(d)) end
-  out.windows[w[1]] = stringify(acc)
+  while read < w[2] do
+    read = read + 1
+    local segment = req.segments[read]
+    for _, h in ipairs(segment[1]) do hash_into(acc, base .. 'h:' .. int(h)) end
+    for _, d in ipairs(segment[2]) do hash_into(acc, base .. 'd:' .. int(d)) end
+  end
+  out.windows[w[1]] = exact(acc)
 end
 if req.all then
-  local acc = {}
-  hash_into(acc, base .. 'all')
-  out.windows['all'] = stringify(acc)
+  local total = {}
+  hash_into(total, base .. 'all')
+  out.windows['all'] = exact(total)
 end
-local now = {}
-hash_into(now, base .. 'now')
-out.now = stringify(now)
-local meta = {}
-local flat = redis.call('HGETALL', base .. 'meta')
-for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
-out.meta = meta
+if req.now then
+  local now = {}
+  hash_into(now, base .. 'now')
+  out.now = exact(now)
+end
+if req.meta then
+  local meta = {}
+  local flat = redis.call('HGETALL', base .. 'meta')
+  for i = 1, #flat, 2 do meta[flat[i]] = flat[i + 1] end
+  out.meta = meta
+end
 for _, p in ipairs(req.past) do
   local key = base .. 'wait:' .. p[1] .. ':' .. p[2]
   out.past[p[1] .. '|' .. p[2]] = int(redis.call('ZCOUNT', key, '-inf', '(' .. int(p[3])))
 end
+local function score(key, rank)
+  local member = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
+  if #member == 2 then return member[2] end
+  return nil
+end
 for _, bcu in ipairs(req.oldest) do
-  local first = redis.call('ZRANGE', base .. 'open:' .. bcu .. ':' .. I_GRADE, 0, 0, 'WITHSCORES')
-  if #first == 2 then out.oldest[bcu] = first[2] end
+  local suffix = bcu .. ':' .. I_GRADE
+  local found = {
+    u = score(base .. 'wait:' .. suffix, 0),
+    a = score(base .. 'att:' .. suffix, 0),
+    h = score(base .. 'long:' .. bcu, -1),
+  }
+  if next(found) ~= nil then out.oldest[bcu] = found end
 end
 return cjson.encode(out)

@@ -79,6 +79,7 @@ CounterName = Literal[
     "officer_ms",
     "s136_detentions",
     "s136_detention_ms",
+    "s136_officer_ms",
     "s136_handovers",
     "s136_handover_wait_ms",
     "s136_handovers_over_target",
@@ -108,6 +109,13 @@ BUCKET_COUNTERS: Final[tuple[Code, ...]] = (
     Code("oh", "officer_ms", ("bcu", "category"), "resource time assigned to cleared x officers"),
     Code("s", "s136_detentions", ("bcu",), "s136 detentions"),
     Code("so", "s136_detention_ms", ("bcu",), "detention time, detained to handover, ms"),
+    Code(
+        "sr",
+        "s136_officer_ms",
+        ("bcu",),
+        "officer time (each resource assigned to cleared x officers) of incidents with an"
+        " s136 detention, ms",
+    ),
     Code("sh", "s136_handovers", ("bcu",), "handovers whose wait is known"),
     Code("sw", "s136_handover_wait_ms", ("bcu",), "sum of those waits (arrived to handover)"),
     Code("sb", "s136_handovers_over_target", ("bcu",), "handovers that waited over target"),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis
-
+from demandmon.clients import SyncRedis
 from demandmon.state import keys, lua
 from demandmon.state.record import META_APPLIED, META_WATERMARK, shard_watermark
 from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE
@@ -45,7 +44,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def register(client: redis.Redis, prefix: str, name: str, max_sources: int) -> Registration:
+def register(client: SyncRedis, prefix: str, name: str, max_sources: int) -> Registration:
     """Register replay source ``name`` unless that would make more than ``max_sources``
     (live included). One EVAL on ``<prefix>:registry`` alone: the replay's Redis user may
     touch nothing else. ``live`` is always a source and is never registered."""
@@ -56,7 +55,7 @@ def register(client: redis.Redis, prefix: str, name: str, max_sources: int) -> R
     return Registration(int(status), int(count))
 
 
-def registered(client: redis.Redis, prefix: str) -> set[str]:
+def registered(client: SyncRedis, prefix: str) -> set[str]:
     """The registered replay sources (``live`` is not among them: it is never stored)."""
     return {_text(m) for m in client.smembers(keys.registry(prefix))}
 
@@ -70,7 +69,7 @@ class SourceInfo:
     sent: int | None  # what the replays under this name recorded as sent (None: no record)
 
 
-def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
+def list_sources(client: SyncRedis, prefix: str) -> list[SourceInfo]:
     """``live``, the registered replays, then any source holding state without being
     registered (from before registration existed, or written while it was deleted)."""
     pipe = client.pipeline(transaction=False)
@@ -115,17 +114,19 @@ def list_sources(client: redis.Redis, prefix: str) -> list[SourceInfo]:
     return out
 
 
-def has_state(client: redis.Redis, prefix: str, name: str) -> bool:
+def has_state(client: SyncRedis, prefix: str, name: str) -> bool:
     """Whether anything is kept under ``name`` (registered or not)."""
     pipe = client.pipeline(transaction=False)
     pipe.sismember(keys.sources(prefix), name)
-    pipe.exists(keys.partitions(prefix, name), keys.replay(prefix, name))
+    # One key per EXISTS: on a Redis Cluster the two keys are in different slots.
+    pipe.exists(keys.partitions(prefix, name))
+    pipe.exists(keys.replay(prefix, name))
     pipe.zscore(keys.watermarks(prefix), name)
-    member, existing, mark = pipe.execute()
-    return bool(member) or int(existing) > 0 or mark is not None
+    member, parts, replay, mark = pipe.execute()
+    return bool(member) or int(parts) + int(replay) > 0 or mark is not None
 
 
-def deregister(client: redis.Redis, prefix: str, name: str) -> bool:
+def deregister(client: SyncRedis, prefix: str, name: str) -> bool:
     """Take ``name`` out of the registry (workers refuse its messages from their next
     registry read); False when it was not registered."""
     return bool(client.srem(keys.registry(prefix), name))
@@ -146,9 +147,10 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def delete_state(client: redis.Redis, prefix: str, name: str) -> Removed:
+def delete_state(client: SyncRedis, prefix: str, name: str) -> Removed:
     """Delete every key of source ``name``: its shards ``<prefix>:{name:P}:*`` for each
-    partition it has (SCAN MATCH on the hash-tagged pattern, never KEYS), its partition
+    partition it has (SCAN MATCH on the hash-tagged pattern, never KEYS; a cluster
+    client scans every master, and its UNLINK splits the keys by slot), its partition
     set, its replay record, and its entries in the shared sources, watermarks and
     positions keys. Run after `deregister`, so that workers stop writing them."""
     removed = Removed()

@@ -1,23 +1,25 @@
 """Apply planned batches to Redis, and keep the worker's Kafka position with the state.
 
 One script call per (source, partition) shard, all shards of a batch in one pipelined
-round trip; then the position of each partition fully applied. The position is written
-after the shards, so whatever Redis loses (a crash with AOF everysec, a restore from an
-older copy, a failover to a lagging replica) it never holds a position ahead of its state.
+round trip (on a Redis Cluster, concurrent calls: demandmon.state.scripts); then the
+position of each partition fully applied. The position is written after the shards, so
+whatever Redis loses (a crash with AOF everysec, a restore from an older copy, a failover
+to a lagging replica) it never holds a position ahead of its state.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio
+import orjson
 
+from demandmon.clients import AsyncRedis
 from demandmon.state import keys, lua
 from demandmon.state.record import META_OFFSET, Entry
+from demandmon.state.scripts import Call, execute_async
 
 APPLY_LUA = lua.script("apply.lua")
 PRUNE_LIMIT = 2000
@@ -117,7 +119,9 @@ def script_args(
     expect: int = UNKNOWN_OFFSET,
     source_watermark: int = -1,
 ) -> list[Any]:
-    batch = json.dumps(entries, separators=(",", ":"))
+    # orjson: several times json.dumps, and the same JSON to cjson (UTF-8 rather than
+    # \u escapes; entries hold validated strings and integers only).
+    batch = orjson.dumps(entries)
     return [now_ms, config.retention_s * 1000, expect, batch, PRUNE_LIMIT, source_watermark]
 
 
@@ -128,7 +132,7 @@ def _int(raw: Any, default: int = -1) -> int:
 class StateStore:
     """The worker's writes, through an asyncio Redis client."""
 
-    def __init__(self, client: redis.asyncio.Redis, config: StoreConfig) -> None:
+    def __init__(self, client: AsyncRedis, config: StoreConfig) -> None:
         self.client = client
         self.config = config
         self.script = client.register_script(APPLY_LUA)
@@ -154,12 +158,13 @@ class StateStore:
         for source, partition in shards:
             pipe.sadd(keys.sources(self.config.prefix), source)
             pipe.sadd(keys.partitions(self.config.prefix, source), partition)
+        calls: list[Call] = []
         for shard, entries in shards.items():
             expected = expect.get(shard, UNKNOWN_OFFSET)
             args = script_args(self.config, entries, now_ms, expected, watermarks[shard[0]])
-            await self.script(keys=[self._base(*shard)], args=args, client=pipe)
-        replies = await pipe.execute()
-        for shard, reply in zip(shards, replies[2 * len(shards) :], strict=True):
+            calls.append(([self._base(*shard)], args))
+        _, replies = await execute_async(self.client, pipe, self.script, calls)
+        for shard, reply in zip(shards, replies, strict=True):
             result.shards[shard] = ShardResult.from_reply(reply)
         return result
 
@@ -171,10 +176,11 @@ class StateStore:
         if not shards:
             return {}
         pipe = self.client.pipeline(transaction=False)
+        calls: list[Call] = []
         for shard, expected in shards.items():
             args = script_args(self.config, [], now_ms, expected, watermarks.get(shard[0], -1))
-            await self.script(keys=[self._base(*shard)], args=args, client=pipe)
-        replies = await pipe.execute()
+            calls.append(([self._base(*shard)], args))
+        _, replies = await execute_async(self.client, pipe, self.script, calls)
         return {
             shard: ShardResult.from_reply(reply)
             for shard, reply in zip(shards, replies, strict=True)

@@ -12,7 +12,7 @@
 #      and most images run as their own unprivileged user, which cannot read a 0600 file
 #      of someone else. So every private file a service reads is copied to
 #      DIR/compose/<service>/, owned by the user that service runs as, mode 0400; a file
-#      two services read (metrics.password: Prometheus and the worker) gets a copy each.
+#      several services read (metrics.password: Prometheus, the app, Grafana) gets a copy each.
 #      Certificates (*.pem, public) are mounted from DIR itself.
 #
 # Running it again keeps every secret and remakes the copies, so after changing a secret
@@ -35,7 +35,7 @@ kafka        1000:1000   kafka-keystore.pem kafka-controller-keystore.pem kafka-
 redis        999:999     redis.key redis-users.acl redis-admin.password
 prometheus   65534:65534 prometheus-web.yml prometheus.key metrics.password web.password
 alertmanager 65534:65534 alertmanager-web.yml alertmanager.key alerts.token web.password
-grafana      472:0       grafana-admin.password web.password
+grafana      472:0       grafana-admin.password web.password metrics.password
 app          10001:10001 web.key metrics.password alerts.token kafka-admin.password kafka-worker.password redis-worker.password redis-exporter.password
 '
 

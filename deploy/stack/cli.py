@@ -7,6 +7,9 @@ lag per partition.
 `up --secure` runs the secure shape of docs/security.md: TLS and a user per role on every
 service, secrets in .stack/<name>/secrets (0700), each role's users in
 .stack/<name>/roles/<role>.env. The stack remembers it: `up` again keeps it secure.
+
+`up --redis-cluster` runs Redis as a cluster of three masters (a plain stack only) and
+writes DEMANDMON_REDIS_CLUSTER=true to the endpoints; the stack remembers it too.
 """
 
 # The dev stack imports nothing from the product (demandmon, agents, streams, schemas),
@@ -91,6 +94,12 @@ def _parser() -> _Parser:
         help="TLS and a user per role on every service (docs/security.md)",
     )
     up_.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="Redis as a cluster of three masters (plain stack only; clients are told by "
+        "DEMANDMON_REDIS_CLUSTER=true in the endpoints)",
+    )
+    up_.add_argument(
         "--key-prefix",
         default="dm",
         metavar="PREFIX",
@@ -156,10 +165,12 @@ def main(argv: list[str]) -> int:
                 args.webhook_url,
                 secure=args.secure,
                 key_prefix=args.key_prefix,
+                redis_cluster=args.redis_cluster,
             )
             layout = StackLayout(args.dir, args.name)
             shape = "secure stack" if state.secure else "stack"
-            print(f"{shape} {args.name} is up; endpoints in {layout.env_file}:")
+            redis_shape = ", Redis a cluster of 3 masters" if state.redis_cluster else ""
+            print(f"{shape} {args.name} is up{redis_shape}; endpoints in {layout.env_file}:")
             for key, value in state.endpoints().items():
                 # A plain stack's Redis URL holds its password; a secure stack's endpoints
                 # name secret files only.

@@ -2,6 +2,8 @@
 
 `up(..., secure=True)` makes (or completes) the stack's secrets folder and runs the secure
 shape of docs/security.md; the state remembers it, so a later `up` stays secure.
+`up(..., redis_cluster=True)` runs Redis as a cluster of three masters
+(deploy/stack/redis_cluster.py), on a plain stack only; remembered the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from deploy.secrets.files import SecretsError
 from deploy.secrets.folder import generate
+from deploy.stack import redis_cluster as cluster
 from deploy.stack.install import ensure_debian_packages, ensure_kafka_jars
 from deploy.stack.layout import SERVICES, StackLayout, StackState
 from deploy.stack.procs import StackError, alive, free_port, port_in_use, stop
@@ -39,8 +42,10 @@ def _new_state(
     webhook: str,
     secure: bool = False,
     key_prefix: str = "dm",
+    redis_cluster: bool = False,
 ) -> StackState:
-    chosen = {p: ports.get(p) or free_port() for p in PORT_NAMES}
+    names = [*PORT_NAMES, *(cluster.port_names() if redis_cluster else [])]
+    chosen = {p: ports.get(p) or free_port() for p in names}
     if len(set(chosen.values())) != len(chosen):
         raise StackError("stack: two services were given the same port")
     state = StackState(
@@ -54,6 +59,7 @@ def _new_state(
         secure=secure,
         secrets_dir=str(layout.secrets_dir) if secure else "",
         key_prefix=key_prefix,
+        redis_cluster=redis_cluster,
     )
     scheme = "https" if secure else "http"
     state.webhook_url = webhook or f"{scheme}://127.0.0.1:{chosen['exporter']}/alerts"
@@ -69,6 +75,8 @@ def _secrets(layout: StackLayout, state: StackState) -> None:
 
 
 def _running(service: str, layout: StackLayout, state: StackState) -> bool:
+    if service == "redis" and state.redis_cluster:
+        return cluster.running(layout, state)
     pid = state.pids.get(service)
     if pid is None or not alive(pid, marker(service, layout, state)):
         return False
@@ -87,16 +95,29 @@ def up(
     *,
     secure: bool = False,
     key_prefix: str = "dm",
+    redis_cluster: bool = False,
 ) -> StackState:
-    """Start what is not running. ``secure`` makes a new stack secure; an existing stack
-    keeps the shape it was made with (a plain one is not turned secure: purge it first)."""
+    """Start what is not running. ``secure`` makes a new stack secure and
+    ``redis_cluster`` runs its Redis as a cluster; an existing stack keeps the shape it
+    was made with (a plain one is not turned secure or clustered: purge it first)."""
     layout = StackLayout(root, name)
     state = layout.load()
+    if (secure or (state is not None and state.secure)) and (
+        redis_cluster or (state is not None and state.redis_cluster)
+    ):
+        raise StackError("--redis-cluster runs on a plain stack only, not with --secure")
     if state is None:
-        state = _new_state(layout, ports or {}, scrape_interval, webhook_url, secure, key_prefix)
+        state = _new_state(
+            layout, ports or {}, scrape_interval, webhook_url, secure, key_prefix, redis_cluster
+        )
     elif secure and not state.secure:
         raise StackError(
             f"stack {name} exists and is not secure; "
+            f"run demandmon stack down --name {name} --purge first"
+        )
+    elif redis_cluster and not state.redis_cluster:
+        raise StackError(
+            f"stack {name} exists with a single Redis; "
             f"run demandmon stack down --name {name} --purge first"
         )
     ensure_debian_packages(layout.log("install"))
@@ -104,6 +125,9 @@ def up(
     if state.secure:
         _secrets(layout, state)
     for service in SERVICES:
+        if service == "redis" and state.redis_cluster:
+            cluster.up(layout, state)
+            continue
         if _running(service, layout, state):
             continue
         owned = [p for p in PORT_NAMES if PORT_OWNER.get(p, p) == service]
@@ -127,10 +151,14 @@ def down(root: Path, name: str, purge: bool = False) -> list[str]:
     if state is not None:
         # Reverse order: Prometheus and Alertmanager first, Kafka last.
         for service in reversed(SERVICES):
-            pid = state.pids.pop(service, None)
-            if pid is not None and alive(pid, marker(service, layout, state)):
-                stop(pid, marker(service, layout, state))
-                stopped.append(service)
+            # Redis is one process, or one per node of a cluster.
+            names = cluster.nodes(state) if service == "redis" else (service,)
+            for proc_name in names:
+                pid = state.pids.pop(proc_name, None)
+                if pid is not None and alive(pid, marker(proc_name, layout, state)):
+                    stop(pid, marker(proc_name, layout, state))
+                    if service not in stopped:
+                        stopped.append(service)
         layout.save(state)
     if purge and layout.dir.exists():
         shutil.rmtree(layout.dir)

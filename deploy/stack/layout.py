@@ -40,6 +40,8 @@ class StackState:
     secure: bool = False
     secrets_dir: str = ""  # .stack/<name>/secrets of a secure stack
     key_prefix: str = "dm"  # the Redis key prefix its ACL users are confined to
+    # Redis as a cluster of three masters (deploy/stack/redis_cluster.py), plain only.
+    redis_cluster: bool = False
 
     def secrets(self) -> SecretsLayout:
         """Where the secure stack's certificates and secrets are."""
@@ -52,9 +54,12 @@ class StackState:
         secure stack: paths to secret files, never a secret)."""
         p = self.ports
         if not self.secure:
+            # A cluster: the URL names one node, from which clients learn the others.
+            cluster = {"DEMANDMON_REDIS_CLUSTER": "true"} if self.redis_cluster else {}
             return {
                 "DEMANDMON_KAFKA_BOOTSTRAP": f"127.0.0.1:{p['kafka']}",
                 "DEMANDMON_REDIS_URL": f"redis://:{self.redis_password}@127.0.0.1:{p['redis']}/0",
+                **cluster,
                 "DEMANDMON_PROMETHEUS_URL": f"http://127.0.0.1:{p['prometheus']}",
                 "DEMANDMON_ALERTMANAGER_URL": f"http://127.0.0.1:{p['alertmanager']}",
                 "DEMANDMON_WORKER_WEB_PORT": str(p["worker"]),
@@ -167,7 +172,8 @@ class StackLayout:
 
 def marker(service: str, layout: StackLayout, state: StackState) -> tuple[str, ...]:
     """Strings in the process's command line that prove it is this stack's service."""
-    if service == "redis":
-        # redis-server rewrites its process title to "redis-server 127.0.0.1:PORT".
-        return (str(layout.dir), f"redis-server 127.0.0.1:{state.ports['redis']}")
+    if service.startswith("redis"):
+        # redis-server rewrites its process title to "redis-server 127.0.0.1:PORT" (and
+        # " [cluster]" after it for a cluster node: "redis", "redis_2", "redis_3").
+        return (str(layout.dir), f"redis-server 127.0.0.1:{state.ports[service]}")
     return (str(layout.dir),)

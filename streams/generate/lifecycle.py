@@ -13,10 +13,12 @@ Officer-hours arithmetic (the figures in brackets are what the oracle measures o
   profile's ``quick_handover_share`` (2022: 12%, 2023: 30%), otherwise 1 h plus a gamma
   delay averaging 7.5 h, capped at 20 h), then clearing: about 2 x 9.5 = 19 officer hours
   in 2022. 60% of detentions also have a second two-officer unit for the arrest and
-  transport (2 x ~2.5 h), so about 22 officer hours per detention [21.6 in 2022, 19 in
-  2023]: the briefing's 22.5 officer hours per detention (200 fewer = 4,500 hours).
-  ``demand_s136_officer_hours`` is the contract's detention time, handover - detained,
-  once per detention and not multiplied by officers: about 8 h [7.8 in 2022, 6.5 in 2023].
+  transport (2 x ~2.5 h), so about 22 officer hours per detention [21.6 in 2022, 18.9 in
+  2023]: the briefing's 22.5 officer hours per detention (200 fewer = 4,500 hours). That is
+  the s136 officer time (``demand_s136_officer_time_seconds``, every unit's officers x
+  assigned-to-cleared on incidents with a detention). Detention time
+  (``demand_s136_detention_seconds``), handover - detained, once per detention and not
+  multiplied by officers, is about 8 h [7.8 in 2022, 6.5 in 2023].
 * Over a profile the s136 detentions add 0.2-0.3 (met-nov) or 0.7-0.9 (categories)
   officer hours per deployed incident: about 5.3-5.9 officer hours per deployment in all
   [met-nov 5.4 / 5.3, categories 5.9 / 5.8], against the briefing's 34,000 hours for

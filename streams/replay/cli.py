@@ -3,7 +3,9 @@ event time preserved (optionally shifted), as fast as possible or at X times rea
 
 from __future__ import annotations
 
+import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,14 +13,16 @@ from pathlib import Path
 import redis
 
 from demandmon.arguments import CommandParser
-from demandmon.clients import KafkaUnavailable, redis_client, redis_failure
+from demandmon.clients import KafkaUnavailable, kafka_where, redis_client, redis_failure
 from demandmon.kafka_topics import topics_ready
 from demandmon.settings import Settings, settings_or_exit
 from demandmon.state import keys
 from demandmon.state.registry import register
 from schemas.vocabulary import LIVE_SOURCE, UNKNOWN_SOURCE, valid_source
-from streams.replay.producer import ReplayReport, make_producer, send_all
-from streams.replay.reader import Record, ReplayFileError, read_records
+from streams.replay.kafka_client import ReplayProducer, replay_producer
+from streams.replay.producer import ReplayReport, send_all
+from streams.replay.reader import FileScan, ReplayFileError, open_binary, read_records
+from streams.replay.scan import scan
 from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
 
 
@@ -33,16 +37,74 @@ def _parser() -> CommandParser:
     return p
 
 
-def _bounds(path: Path) -> tuple[int, int, int]:
-    first, last, count = None, None, 0
-    for item in read_records(path):
-        if isinstance(item, Record):
-            count += 1
-            first = item.occurred_ms if first is None else min(first, item.occurred_ms)
-            last = item.occurred_ms if last is None else max(last, item.occurred_ms)
-    if first is None or last is None:
-        raise ReplayFileError(f"{path}: holds no readable events")
-    return first, last, count
+class _Connecting:
+    """Kafka made ready in a thread while the file is read, since neither waits for the
+    other: the topic checked (on the plain stack, created), then the producer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer: ReplayProducer | None = None
+        self.failure = ""
+        self.thread = threading.Thread(target=self._connect, name="replay-connect", daemon=True)
+
+    def _connect(self) -> None:
+        settings = self.settings
+        try:
+            # Secured Kafka: the topic must exist (replay never creates it); plain: created.
+            topics_ready(settings, [settings.events_topic], wait_s=10)
+            self.producer = replay_producer(settings, settings.events_topic)
+        except KafkaUnavailable as exc:
+            self.failure = str(exc)
+        except Exception as exc:  # anything else is one line too, and never a traceback
+            self.failure = f"{kafka_where(settings)}: {type(exc).__name__}"
+
+    def producer_or_failure(self) -> ReplayProducer | str:
+        self.thread.join()
+        return self.producer if self.producer is not None else self.failure
+
+    def abandon(self) -> None:
+        """Not needed after all (the file was unreadable): close what is ready; a thread
+        still connecting ends with the process."""
+        if not self.thread.is_alive() and self.producer is not None:
+            self.producer.close()
+
+
+def _prepare(
+    args: argparse.Namespace, settings: Settings, shift: int
+) -> tuple[FileScan, ReplayProducer, int] | int:
+    """Read the file through once (connecting to Kafka meanwhile), then register the
+    source: the scan, the producer and the shift (with --rebase) to send with, or the exit
+    code once the reason is said."""
+    connecting = _Connecting(settings)
+    try:
+        # Event times are worked out only when they are needed: to pace or to rebase.
+        times = args.speed is not None or args.rebase == "now"
+        connecting.thread.start()
+        scanned = scan(args.file, times)
+        if not scanned.count:
+            raise ReplayFileError(f"{args.file}: holds no readable events")
+        if args.rebase == "now":
+            first, last = scanned.first_ms or 0, scanned.last_ms or 0
+            now_ms = int(time.time() * 1000)
+            shift += rebase_shift_ms(first, last, now_ms, args.speed is not None)
+        ready = connecting.producer_or_failure()
+        if isinstance(ready, str):
+            print(f"demandmon replay: {ready}", file=sys.stderr)
+            return 1
+        refused = _register(settings, args.source)
+        if refused is not None:
+            ready.close()
+            print(f"demandmon replay: {refused}", file=sys.stderr)
+            return 1
+        return scanned, ready, shift
+    except ReplayFileError as exc:
+        connecting.abandon()
+        print(f"demandmon replay: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        connecting.abandon()
+        print("replay interrupted before sending: nothing was sent", file=sys.stderr)
+        return 130
 
 
 def _progress(total: int) -> Callable[[ReplayReport], None]:
@@ -100,32 +162,25 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         shift = parse_duration_ms(args.shift) if args.shift else 0
-        first, last, total = _bounds(args.file)
+        open_binary(args.file).close()  # a file that is not there is said before connecting
     except (ValueError, ReplayFileError) as exc:
         print(f"demandmon replay: {exc}", file=sys.stderr)
         return 2
-    if args.rebase == "now":
-        shift += rebase_shift_ms(first, last, int(time.time() * 1000), args.speed is not None)
     settings = settings_or_exit("demandmon replay", "replay")
-    try:
-        # Secured Kafka: the topic must exist (replay never creates it); plain: created.
-        topics_ready(settings, [settings.events_topic], wait_s=10)
-        producer = make_producer(settings)
-    except KafkaUnavailable as exc:
-        print(f"demandmon replay: {exc}", file=sys.stderr)
-        return 1
-    refused = _register(settings, args.source)
-    if refused is not None:
-        producer.close()
-        print(f"demandmon replay: {refused}", file=sys.stderr)
-        return 1
-    pacer = Pacer(args.speed, first + 0) if args.speed is not None else None
-    show = None if args.quiet else _progress(total)
+    prepared = _prepare(args, settings, shift)
+    if isinstance(prepared, int):
+        return prepared
+    scanned, producer, shift = prepared
+    first = scanned.first_ms or 0
+    pacer = Pacer(args.speed, first) if args.speed is not None else None
+    show = None if args.quiet else _progress(scanned.count)
+    # Unshifted and unpaced, the lines the scan marked are sent as they are.
+    as_is = scanned if not shift and pacer is None else None
     try:
         report = send_all(
             producer,
             settings.events_topic,
-            read_records(args.file),
+            read_records(args.file, as_is),
             args.source,
             shift_ms=shift,
             pacer=pacer,
@@ -146,10 +201,18 @@ def main(argv: list[str]) -> int:
     )
     if report.skipped_lines:
         print(f"  first skipped lines: {', '.join(map(str, report.skipped_lines))}")
+    if report.failure:
+        print(f"demandmon replay: {report.failure}", file=sys.stderr)
     if report.interrupted:
-        print("replay interrupted: the events above were sent and flushed", file=sys.stderr)
+        if report.unflushed:
+            line = f"{report.unflushed:,} events still being sent may or may not be on Kafka"
+        else:
+            line = "the events above were sent and flushed"
+        print(f"replay interrupted: {line}", file=sys.stderr)
         return 130
     _record_sent(settings, args.source, report.sent)
+    if report.failure:
+        return 1
     source_note = "" if args.source == LIVE_SOURCE else f" under source '{args.source}'"
     print(f"  topic {settings.events_topic}{source_note}")
     return 0

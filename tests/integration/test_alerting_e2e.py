@@ -1,12 +1,17 @@
 """Thresholds to a delivered alert, for real: a stream built to breach replays through the
 pipeline, the real Prometheus fires the generated rules, and the real Alertmanager
-delivers them to a webhook this test listens on. Then every dashboard panel query runs
-against the same Prometheus and finds data."""
+delivers them to a webhook this test listens on and e-mails them to an SMTP server this
+test runs (aiosmtpd), which reads each message's subject and body. Then every dashboard
+panel query runs against the same Prometheus and finds data, and the open-incident
+table's URL answers from the exporter."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,10 +20,17 @@ from typing import Any
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from demandmon.alerting.alertmanager import render_alertmanager
+from demandmon.alerting.email import email_routing
 from demandmon.alerting.rules import rule_files
 from demandmon.alerting.thresholds import THRESHOLDS_FILE, parse_thresholds
-from demandmon.dashboards.common import panel_queries
+from demandmon.dashboards.common import panel_queries, variable_defaults
+from demandmon.dashboards.open_list import COLUMNS, infinity_targets
+from demandmon.settings import Settings
+from deploy.stack.procs import free_port
 from deploy.stack.services import reload_prometheus
 from streams.generate import generate_events
 from tests.conftest import REPO, Pipeline, Stack
@@ -36,6 +48,36 @@ FAST = (
     "igrade_attended_within_target",
     "s136_handover_over_60_minutes",
 )
+
+
+class Mailbox:
+    """An SMTP server on a free local port (aiosmtpd, in a thread of this process) that
+    keeps every message it is given: (recipients, parsed message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        box = self
+
+        class Handler:
+            async def handle_DATA(self, server: SMTP, session: Session, env: Envelope) -> str:
+                raw = env.original_content or b""
+                parsed = email.message_from_bytes(raw, policy=email.policy.default)
+                assert isinstance(parsed, email.message.EmailMessage)
+                box.messages.append((list(env.rcpt_tos), parsed))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def received(self) -> dict[str, tuple[list[str], str]]:
+        """Subject -> (recipients, plain-text body) of every message so far."""
+        out = {}
+        for rcpts, message in list(self.messages):
+            part = message.get_body(preferencelist=("plain",))
+            body = part.get_content() if part is not None else ""
+            out[str(message["Subject"])] = (rcpts, str(body))
+        return out
 
 
 class Webhook:
@@ -69,6 +111,10 @@ def fast_rules(stack: Stack, tmp_path: Path) -> Iterator[None]:
     doc = yaml.safe_load((REPO / THRESHOLDS_FILE).read_text())
     for name in FAST:
         doc["alerts"][name]["for"] = "0s"
+    # A replay alerts only when the thresholds opt it in; this one does.
+    doc["sources"]["alerts"] = f"live|{SOURCE}"
+    # The breach's 95-minute handover is 1 h 37 min before the stream's last event.
+    doc["defaults"]["s136_handover_over_60_minutes"]["within_seconds"] = 7200
     thresholds = parse_thresholds(yaml.safe_dump(doc))
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -93,32 +139,62 @@ def webhook(stack: Stack) -> Iterator[Webhook]:
         hook.server.server_close()
 
 
-def _series_present(prom: str, expr: str) -> bool:
-    return bool(prom_query(prom, expr))
+GENERAL = "duty-inspector@force.example"
+SE_TEAM = "se-inspectors@force.example"
 
 
-def test_breach_fires_and_reaches_the_webhook(
-    pipeline: Pipeline, fast_rules: None, webhook: Webhook
+@pytest.fixture
+def mailbox(stack: Stack) -> Iterator[Mailbox]:
+    """The stack's Alertmanager, for this test, with the e-mail receivers the settings
+    give (SMTP to the mailbox, general and SE recipients), groups sent after 1 s."""
+    box = Mailbox()
+    settings = Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=box.port,
+        smtp_from="demandmon@force.example",
+        smtp_require_tls=False,
+        alert_email_to=GENERAL,
+        alert_email_bcu_to=f"SE={SE_TEAM}",
+    )
+    doc = yaml.safe_load(
+        render_alertmanager(stack.state.webhook_url, email=email_routing(settings))
+    )
+    for route in [doc["route"], *doc["route"]["routes"]]:
+        route["group_wait"] = "1s"
+    conf = stack.layout.conf("alertmanager.yml")
+    original = conf.read_text()
+    conf.write_text(yaml.safe_dump(doc))
+    _reload_alertmanager(stack.alertmanager)
+    try:
+        yield box
+    finally:
+        conf.write_text(original)
+        _reload_alertmanager(stack.alertmanager)
+        box.controller.stop()
+
+
+def _reload_alertmanager(alertmanager: str) -> None:
+    request = urllib.request.Request(f"{alertmanager}/-/reload", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_breach_fires_and_reaches_the_webhook_and_email(
+    pipeline: Pipeline, fast_rules: None, webhook: Webhook, mailbox: Mailbox
 ) -> None:
+    # Every event at once, handovers included, as fast as a full-speed replay: the s136
+    # alert needs no scrape to have seen a lower value first.
     events = generate_events("breach", 1)
-    handovers = [e for e in events if e["type"] == "s136_handover"]
-    first = [e for e in events if e["type"] != "s136_handover"]
     headers = [("demandmon-source", SOURCE.encode())]
     pipeline.run("topics")
     register_source(pipeline.stack.redis_url, pipeline.prefix, SOURCE)
     pipeline.start_worker()
     pipeline.start_exporter()
     prom = pipeline.stack.prometheus
-    produce(pipeline.stack.kafka, pipeline.topic, event_messages(first), headers)
+    produce(pipeline.stack.kafka, pipeline.topic, event_messages(events), headers)
     # A live trickle too, so the live panels of the wall have something to show.
     live = generate_events("sample", 2)
     produce(pipeline.stack.kafka, pipeline.topic, event_messages(live))
-    before = (
-        f'demand_s136_handovers_over_60_minutes{{source="{SOURCE}",bcu="SE",window="all"}} == 0'
-    )
-    wait_for(lambda: _series_present(prom, before), bool, 90, "Prometheus to see no breach yet")
-    # Handovers arrive later, as in a live feed: one waited 95 minutes.
-    produce(pipeline.stack.kafka, pipeline.topic, event_messages(handovers), headers)
 
     expected = {
         ("DemandRcrpDeploymentRateHigh", SOURCE, "SE"),
@@ -137,14 +213,53 @@ def test_breach_fires_and_reaches_the_webhook(
         assert alert["labels"]["severity"] in ("warning", "critical")
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
 
-    # Every panel query of every dashboard finds data in the real Prometheus.
+    # The same alerts by e-mail: one message per alert, BCU and source, to the general
+    # recipient and SE's own, saying what, where and the runbook.
+    subjects = {
+        f"[demandmon FIRING] warning: {name} in {bcu} ({source})": name
+        for name, source, bcu in expected
+    }
+    mail = wait_for(
+        mailbox.received, lambda got: set(subjects) <= set(got), 60, "the alert e-mails"
+    )
+    descriptions = {a["labels"]["alertname"]: a["annotations"] for a in delivered}
+    for subject, name in subjects.items():
+        rcpts, body = mail[subject]
+        assert sorted(rcpts) == sorted([GENERAL, SE_TEAM]), subject
+        assert f"FIRING: {descriptions[name]['summary']}" in body
+        assert descriptions[name]["description"] in body
+        assert f"Runbook: {descriptions[name]['runbook_url']}" in body
+        assert f"alertname={name}" in body and f"source={SOURCE}" in body
+    s136 = mail[next(s for s, name in subjects.items() if "S136" in name)][1]
+    assert "waited over 60 minutes at the place of safety" in s136
+
+    # Every panel query of every dashboard finds data in the real Prometheus (polled: the
+    # worker publishes partition lag on its own timer).
     variables = {"source": SOURCE, "compare_source": SOURCE, "bcu": "SE"}
-    empty = []
-    for path in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
-        for expr in panel_queries(json.loads(path.read_text()), variables):
-            if not prom_query(prom, expr):
-                empty.append(f"{path.name}: {expr}")
-    assert not empty, "\n".join(empty)
+    queries = [
+        (path.name, expr)
+        for path in sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+        for expr in panel_queries(json.loads(path.read_text()), variables)
+    ]
+
+    def empty() -> list[str]:
+        return [f"{name}: {expr}" for name, expr in queries if not prom_query(prom, expr)]
+
+    wait_for(empty, lambda left: not left, 60, "every panel query to return data")
+
+    # The open-incident table's query URL, variables filled in, answers from the exporter
+    # with the columns the panel shows.
+    detail = json.loads((REPO / "grafana/dashboards/bcu-detail.json").read_text())
+    [target] = infinity_targets(detail)
+    values = {**variable_defaults(detail), "source": "live", "bcu": "SE"}
+    params = {p["key"]: p["value"].lstrip("$") for p in target["url_options"]["params"]}
+    query = urllib.parse.urlencode({key: values[var] for key, var in params.items()})
+    base = pipeline.metrics_url.removesuffix("/metrics")
+    with urllib.request.urlopen(f"{base}{target['url']}?{query}", timeout=10) as response:
+        rows = json.loads(response.read())
+    assert isinstance(rows, list)
+    for row in rows:
+        assert set(row) == set(COLUMNS) and row["bcu"] == "SE"
 
 
 def _post_alerts(alertmanager: str, alerts: list[dict[str, Any]]) -> None:

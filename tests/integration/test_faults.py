@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from kafka import KafkaAdminClient
 
 from deploy.stack import control
@@ -312,6 +313,7 @@ def test_redis_restored_from_an_older_copy_while_the_worker_runs(
     worker = pipeline.start("worker", env=env)
     pipeline.start_exporter()
     client = pipeline.redis()
+    assert isinstance(client, redis.Redis)  # one Redis: its AOF is copied
     layout = pipeline.stack.layout
     copy_share, more = (0.2, 0.25) if when == "mid-stream" else (0.4, 1.0)
 

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import redis
 
+from demandmon.clients import SyncRedis
 from streams.generate import generate_stream
 from tests.conftest import Pipeline
 from tests.helpers import (
@@ -184,7 +185,7 @@ def _records(
     return [(str(e["incident_id"]).encode(), dumps(e), headers) for e in events]
 
 
-def _ids_in_redis(client: redis.Redis, prefix: str, pattern: str) -> set[str]:
+def _ids_in_redis(client: SyncRedis, prefix: str, pattern: str) -> set[str]:
     """Hash fields and sorted-set members matching ``pattern`` under ``prefix`` (where the
     state keeps incident ids), to name hostile messages that were applied."""
     found: set[str] = set()
@@ -499,6 +500,7 @@ def test_personal_data_canary_goes_nowhere(pipeline: Pipeline) -> None:
     needle = canary.encode()
     leaks: list[str] = []
     client = pipeline.redis()
+    assert isinstance(client, redis.Redis)  # its AOF is read below: one Redis
     leaks += [f"Redis key {k}" for k in _redis_holds(client, pipeline.prefix, needle)]
 
     # On disk: what Redis wrote since the last rewrite (every write, even one later

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
+from demandmon.clients import SyncRedis
 from demandmon.sources import iso
 from demandmon.state.registry import registered
 from streams.generate import generate_stream
@@ -160,7 +160,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _keys_of(client: redis.Redis, prefix: str, name: str) -> tuple[set[str], set[str], set[str]]:
+def _keys_of(client: SyncRedis, prefix: str, name: str) -> tuple[set[str], set[str], set[str]]:
     """(keys, fields of <prefix>:pos, members of <prefix>:sources / :watermarks / :registry)
     that belong to source ``name``."""
     found = {
@@ -175,7 +175,7 @@ def _keys_of(client: redis.Redis, prefix: str, name: str) -> tuple[set[str], set
     return found, fields, members
 
 
-def _all_keys(client: redis.Redis, prefix: str) -> set[str]:
+def _all_keys(client: SyncRedis, prefix: str) -> set[str]:
     return {k.decode() for k in client.scan_iter(match=f"{prefix}:*", count=1000)}
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from agents.batch import Consumed, plan_batch
 from agents.classify import load_mapping
+from demandmon.clients import SyncRedis
 from demandmon.exporter.families import HELP, source_samples
 from demandmon.state.reader import StateReader
 from demandmon.state.store import StoreConfig
@@ -115,7 +116,7 @@ def _messages(events: list[dict[str, Any]], partitions: int) -> list[Consumed]:
     return out
 
 
-def _pipeline_samples(client: redis.Redis, prefix: str) -> dict[Any, float]:
+def _pipeline_samples(client: SyncRedis, prefix: str) -> dict[Any, float]:
     fig = StateReader(client, prefix).read(SOURCE, now_s=0)
     out = {}
     for s in source_samples(fig):

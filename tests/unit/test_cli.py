@@ -22,13 +22,8 @@ from agents import app as worker
 from demandmon import kafka_topics
 from demandmon.cli import COMMANDS, main
 from demandmon.clients import KafkaUnavailable, redis_failure
-from demandmon.settings import (
-    Settings,
-    find_stack,
-    get_settings,
-    settings_or_exit,
-    stack_candidates,
-)
+from demandmon.settings import Settings, get_settings, settings_or_exit
+from demandmon.stacks import find_stack, stack_candidates
 from deploy.stack.cli import _parser as stack_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +97,7 @@ def test_unknown_command(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "demandmon: unknown command 'frobnicate' (commands: stack topics worker exporter "
-        "generate replay evaluate config demo sources secrets)"
+        "generate replay evaluate open config demo sources secrets)"
     )
 
 

@@ -18,6 +18,7 @@ import aiokafka.errors
 import kafka.errors
 import pytest
 import redis
+import redis.asyncio.cluster
 
 from demandmon import clients
 from demandmon.clients import (
@@ -169,8 +170,34 @@ def test_rediss_verifies_the_server_with_the_ca_and_logs_in(pki: Pki) -> None:
     assert options["ssl_ca_certs"] == str(pki.ca)
     assert options["ssl_min_version"] == ssl.TLSVersion.TLSv1_2
     assert (options["username"], options["password"]) == ("reader", SECRET)
-    pool = redis_client(settings).connection_pool
-    assert pool.connection_class is redis.SSLConnection
+    client = redis_client(settings)
+    assert isinstance(client, redis.Redis)
+    assert client.connection_pool.connection_class is redis.SSLConnection
+
+
+def test_a_cluster_gets_redis_pys_cluster_clients_with_the_same_options() -> None:
+    settings = _settings(
+        redis_url="redis://127.0.0.1:1/0", redis_password=SECRET, redis_cluster=True
+    )
+    asynchronous = clients.redis_async_client(settings, timeout_s=7)  # connects on first use
+    assert isinstance(asynchronous, redis.asyncio.cluster.RedisCluster)
+    (node,) = asynchronous.nodes_manager.startup_nodes.values()
+    assert (node.host, node.port) == ("127.0.0.1", 1)
+    assert node.connection_kwargs["password"] == SECRET
+    assert node.connection_kwargs["socket_timeout"] == 7
+    # The blocking client reads the cluster's layout as it is made: a port nothing listens
+    # on is a redis.ConnectionError (handled like any client's), one line naming Redis.
+    with pytest.raises(redis.ConnectionError) as raised:
+        redis_client(settings, timeout_s=1)
+    assert (
+        redis_failure(settings, raised.value).line == f"Redis at redis://127.0.0.1:1/0: {REFUSED}"
+    )
+
+
+def test_settings_read_redis_cluster_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().redis_cluster is False
+    monkeypatch.setenv("DEMANDMON_REDIS_CLUSTER", "true")
+    assert _settings().redis_cluster is True
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
@@ -32,6 +31,8 @@ def figures(source: str, incidents: int) -> SourceFigures:
             field("officer_ms", "SE", MENTAL_HEALTH): 7_200_000,  # 2 officer hours
             field("graded", "SE", "I"): 2,
             field("s136_detentions", "NW"): 1,
+            field("s136_detention_ms", "NW"): 5_400_000,  # 1.5 h detained
+            field("s136_officer_ms", "NW"): 72_000_000,  # 20 officer hours
         }
     )
     return SourceFigures(
@@ -48,7 +49,9 @@ def figures(source: str, incidents: int) -> SourceFigures:
         now=Counter({field("open", "SE", "I"): 4, field("in_custody", "NW"): 1}),
         meta=Counter({META_APPLIED: 100, META_DUPLICATE: 5, f"{META_REJECTED}{TOO_LATE}": 2}),
         past_target=Counter({"SE|I": 1}),
-        oldest_open_i_created_s={"SE": NOW_S - 600},
+        oldest_unattended_i_created_s={"SE": NOW_S - 600},
+        oldest_attended_i_created_s={"SE": NOW_S - 7200},
+        last_long_wait_handover_s={"NW": NOW_S - 300},
     )
 
 
@@ -86,7 +89,7 @@ def test_figures_become_samples_with_their_labels() -> None:
     assert get("demand_rcrp_incidents", {"source": "live", **rcrp}) == 7
     assert get("demand_rcrp_incidents", {"source": "nov-2023", **rcrp}) == 11
     assert get("demand_rcrp_deployed_incidents", {"source": "live", **rcrp}) == 3
-    assert get("demand_officer_hours", {"source": "live", **rcrp}) == pytest.approx(2.0)
+    assert get("demand_officer_time_seconds", {"source": "live", **rcrp}) == 7200
     assert get("demand_rcrp_incidents", {"source": "live", **rcrp, "window": "all"}) == 7
     assert get("demand_igrade_incidents", {"source": "live", "bcu": "SE", "window": "24h"}) == 2
     assert get("demand_s136_detentions", {"source": "live", "bcu": "NW", "window": "24h"}) == 1
@@ -94,7 +97,15 @@ def test_figures_become_samples_with_their_labels() -> None:
     assert (
         get("demand_open_incidents_past_target", {"source": "live", "bcu": "SE", "grade": "I"}) == 1
     )
-    assert get("demand_oldest_open_igrade_age_seconds", {"source": "live", "bcu": "SE"}) == 600
+    se, nw = {"source": "live", "bcu": "SE"}, {"source": "live", "bcu": "NW"}
+    assert get("demand_oldest_unattended_igrade_age_seconds", se) == 600
+    assert get("demand_oldest_attended_open_igrade_age_seconds", se) == 7200
+    assert get("demand_oldest_unattended_igrade_age_seconds", nw) == 0
+    assert get("demand_s136_detention_seconds", {**nw, "window": "24h"}) == 5400
+    assert get("demand_s136_officer_time_seconds", {**nw, "window": "24h"}) == 72000
+    last = "demand_s136_last_long_wait_handover_timestamp_seconds"
+    assert get(last, nw) == NOW_S - 300
+    assert get(last, se) == 0  # none kept
     assert get("demand_s136_in_custody", {"source": "live", "bcu": "NW"}) == 1
     assert get("demand_stream_watermark_timestamp_seconds", {"source": "live"}) == NOW_S - 60
     assert get("demand_stream_window_end_timestamp_seconds", {"source": "live"}) == NOW_S

@@ -3,6 +3,7 @@ Python model agrees with the JSON Schema file on every case."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -14,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import ContractError, decode_event, validate_event
-from schemas.contract import FIELD_RULES, valid_fields
+from schemas import ContractError, decode_event, message, validate_event
+from schemas.contract import FIELD_RULES, parse_timestamp_ms, valid_fields
 from schemas.message import MAX_DEPTH, MAX_MESSAGE_BYTES
 
 SCHEMA = json.loads(
@@ -332,3 +333,70 @@ def test_field_rules_keep_only_valid_contract_fields() -> None:
         "closing_code": "NFA",
     }
     assert set(FIELD_RULES) == set(SCHEMA["properties"]) - {"summary"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "0001-01-01t00:00:00+14:00",
+        "9999-12-31T23:59:59-12:00",  # after year 9999 in UTC
+        "2023-02-29T00:00:00Z",
+        "2023-11-03T14:22:05.1234567890Z",
+    ],
+)
+def test_edge_timestamps_give_a_time_or_a_contract_error(text: str) -> None:
+    """Whatever the date, reading it never raises anything but ContractError (the dead
+    letter builder and the worker rely on it)."""
+    with contextlib.suppress(ContractError):
+        assert isinstance(parse_timestamp_ms(text), int)
+
+
+# The quick path (orjson) must read exactly what the exact parser reads, or step aside.
+_FLAT = (
+    b'{"schema":"demandmon.incident.v1","event_id":"e1","incident_id":"i1","type":"created",'
+    b'"occurred_at":"2024-01-01T00:00:00Z","bcu":"SE","officers":2,"x":null,"y":true}'
+)
+_MUTATIONS = b'{}[]":,\\ \t\n0123456789eE.-+tfnulr\x00\x1f\x7f\xc3\xa9\xff'
+
+
+def _exact(raw: bytes) -> object:
+    try:
+        return message._DECODER.decode(raw.decode("utf-8"))
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a" :1,"a":2}',
+        b'{"a":1,\n"a"\t:2}',
+        b'{"a":"x\\":","a":2}',
+        b'{"a":18446744073709551616}',
+        b'{"a":1e400}',
+        b'{"a":NaN}',
+        b'{"a":"\\ud800"}',
+        b"\xef\xbb\xbf{}",
+    ],
+)
+def test_quick_path_steps_aside_for_what_only_the_exact_parser_judges(raw: bytes) -> None:
+    assert message._quick(raw) is None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_FLAT)), st.sampled_from(_MUTATIONS), st.booleans())))
+def test_quick_path_reads_what_the_exact_parser_reads(edits: list[tuple[int, int, bool]]) -> None:
+    raw = bytearray(_FLAT)
+    for pos, byte, insert in edits:
+        if insert or pos >= len(raw):
+            raw[pos:pos] = bytes([byte])
+        else:
+            raw[pos] = byte
+    quick = message._quick(bytes(raw))
+    if quick is not None:
+        exact = _exact(bytes(raw))
+        assert exact == quick
+        assert isinstance(exact, dict)
+        assert [type(v) for v in exact.values()] == [type(v) for v in quick.values()]

@@ -107,7 +107,7 @@ def test_follow_up_before_created_is_held_then_applied() -> None:
     s = oracle.samples(SRC)
     labels = {"category": "vulnerable", "window": "all", "bcu": "SE"}
     assert total(s, "demand_rcrp_deployed_incidents", **labels) == 1
-    assert total(s, "demand_officer_hours", **labels) == 3.0  # 1.5 h x 2 officers
+    assert total(s, "demand_officer_time_seconds", **labels) == 3 * 3600  # 1.5 h x 2 officers
 
 
 def test_duplicate_with_different_fields_is_ignored() -> None:
@@ -274,19 +274,29 @@ def test_resource_time_s136_open_and_targets() -> None:
     )
     end = (T0 + timedelta(hours=2, minutes=2)).timestamp()  # the latest clearing
     s = oracle.samples(SRC)
-    assert total(s, "demand_officer_hours", bcu="SE", category="mental_health", window="all") == 4.0
+    mh = {"bcu": "SE", "category": "mental_health", "window": "all"}
+    assert total(s, "demand_officer_time_seconds", **mh) == 4 * 3600
     assert total(s, "demand_attended_within_target_incidents", grade="I", window="all") == 1
     assert total(s, "demand_s136_detentions", window="all") == 2
     assert total(s, "demand_s136_in_custody") == 1  # D: detained, no handover (closed or not)
     assert total(s, "demand_s136_in_custody", bcu="NW") == 1
     assert total(s, "demand_s136_handovers", window="all") == 1
-    assert total(s, "demand_s136_handovers_over_60_minutes", window="all") == 1  # 61 min
-    assert total(s, "demand_s136_handover_wait_seconds_sum", window="all") == 3660
-    assert total(s, "demand_s136_officer_hours", window="all") == 91 / 60
+    assert total(s, "demand_s136_long_wait_handovers", window="all") == 1  # 61 min
+    assert total(s, "demand_s136_handover_wait_seconds", window="all") == 3660
+    assert total(s, "demand_s136_detention_seconds", window="all") == 91 * 60
+    # A's unit (2 officers x 2 h) is s136 officer time; D has no assigned unit.
+    assert total(s, "demand_s136_officer_time_seconds", bcu="SE", window="all") == 4 * 3600
+    assert total(s, "demand_s136_officer_time_seconds", window="all") == 4 * 3600
+    handover = (T0 + timedelta(hours=2, minutes=1)).timestamp()
+    last = "demand_s136_last_long_wait_handover_timestamp_seconds"
+    assert total(s, last, bcu="SE") == handover
     assert total(s, "demand_open_incidents") == 2  # A (never closed) and B
     assert total(s, "demand_open_incidents_past_target", grade="S") == 1
     assert total(s, "demand_open_incidents_past_target", grade="I") == 0  # A was attended
-    assert total(s, "demand_oldest_open_igrade_age_seconds", bcu="SE") == end - T0.timestamp()
+    # A is open and was attended: attended-not-closed, never unattended.
+    age = end - T0.timestamp()
+    assert total(s, "demand_oldest_attended_open_igrade_age_seconds", bcu="SE") == age
+    assert total(s, "demand_oldest_unattended_igrade_age_seconds") == 0
     assert total(s, "demand_rcrp_incidents", category="not_rcrp", window="all") == 1  # cancelled
     assert total(s, "demand_stream_watermark_timestamp_seconds") == end
     assert total(s, "demand_events_applied_total") == 17
@@ -338,3 +348,30 @@ def test_evaluate_totals_shape() -> None:
         "duplicates": 0,
         "rejected": {"invalid": 0, "too_late": 0},
     }
+
+
+def test_s136_officer_time_and_oldest_igrade_split_whatever_the_order() -> None:
+    ev = Maker()
+    events = [
+        ev.created("A", at(), grade="I"),
+        ev("resource_assigned", "A", at(minutes=5), resource_id="U1", officers=2),
+        ev("resource_cleared", "A", at(hours=3, minutes=5), resource_id="U1"),
+        ev("resource_assigned", "A", at(minutes=10), resource_id="U2", officers=1),
+        ev("resource_cleared", "A", at(hours=1, minutes=10), resource_id="U2"),
+        ev("s136_detained", "A", at(hours=2)),  # after U2 cleared: U2 counts all the same
+        ev.created("B", at(minutes=20), grade="I"),  # open, never attended, younger than A
+        ev.created("C", at(minutes=10), grade="I", bcu="NW"),
+        ev("resource_arrived", "C", at(minutes=30), resource_id="U3"),  # attended, open
+    ]
+    end = (T0 + timedelta(hours=3, minutes=5)).timestamp()
+    for order in (events, events[::-1], events[3:] + events[:3]):
+        s = run(*order).samples(SRC)
+        assert total(s, "demand_s136_officer_time_seconds", bcu="SE", window="all") == 7 * 3600
+        assert total(s, "demand_officer_time_seconds", window="all") == 7 * 3600
+        unattended = "demand_oldest_unattended_igrade_age_seconds"
+        assert total(s, unattended, bcu="SE") == end - T0.timestamp()  # A: no unit arrived
+        assert total(s, unattended, bcu="NW") == 0
+        attended = "demand_oldest_attended_open_igrade_age_seconds"
+        assert total(s, attended, bcu="NW") == end - (T0 + timedelta(minutes=10)).timestamp()
+        assert total(s, attended, bcu="SE") == 0
+        assert total(s, "demand_s136_last_long_wait_handover_timestamp_seconds") == 0

@@ -1,4 +1,4 @@
-"""Replay file reading and timing: pure parts."""
+"""Replay file reading and timing: pure parts (the fast reading: test_replay_reading.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from schemas import ContractError
+from schemas.contract import parse_timestamp_ms
 from streams.replay.reader import Record, Skipped, encode, read_records
-from streams.replay.timing import Pacer, parse_duration_ms, rebase_shift_ms
+from streams.replay.timing import (
+    Pacer,
+    format_ms,
+    parse_duration_ms,
+    rebase_shift_ms,
+    timestamp_ms,
+    timestamp_valid,
+    timestamps_valid,
+)
 
 
 def test_durations() -> None:
@@ -67,3 +79,53 @@ def test_shift_rewrites_only_the_event_time() -> None:
     assert shifted["occurred_at"] == "2023-10-31T00:00:00.000Z"
     assert shifted["event_id"] == "e"
     assert json.loads(encode(record, 0)) == doc
+
+
+# Event times in and around the shapes the quick paths take (whole seconds, Z or an
+# offset), with days, hours, minutes, seconds and offsets out of range, and other shapes.
+_TIMES = st.one_of(
+    st.from_regex(
+        r"\A[0-9]{4}-[01][0-9]-[0-3][0-9][Tt][0-2][0-9]:[0-6][0-9]:[0-6][0-9]"
+        r"(\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-6][0-9])\Z"
+    ),
+    st.text(max_size=30),
+)
+
+
+def _parsed(text: str) -> int | None:
+    try:
+        return parse_timestamp_ms(text)
+    except ContractError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_TIMES)
+def test_quick_event_times_read_as_the_contract_reads_them(text: str) -> None:
+    want = _parsed(text)
+    if want is None:
+        with pytest.raises(ContractError):
+            timestamp_ms(text)
+    else:
+        assert timestamp_ms(text) == want
+    assert timestamp_valid(text) == (want is not None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(_TIMES, min_size=1, max_size=5))
+def test_a_chunk_of_event_times_passes_only_if_each_one_is_valid(texts: list[str]) -> None:
+    if timestamps_valid(texts):
+        assert all(_parsed(text) is not None for text in texts)
+
+
+def test_a_chunk_of_event_times_in_one_string_does_not_pass() -> None:
+    good = "2023-11-01T10:00:00Z"
+    assert timestamps_valid([good, good])
+    assert not timestamps_valid([f"{good}\n{good}"])
+    assert not timestamps_valid([good, "2023-02-29T10:00:00Z"])
+    assert timestamps_valid(["2024-02-29T23:59:59+23:59", "2023-11-01T00:00:00-00:00"])
+    assert not timestamps_valid([])
+
+
+def test_shifted_times_are_written_in_utc_with_milliseconds() -> None:
+    assert format_ms(1698832800123) == "2023-11-01T10:00:00.123Z"

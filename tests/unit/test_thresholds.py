@@ -39,7 +39,9 @@ def test_committed_thresholds_load() -> None:
     assert th.defaults.oldest_open_igrade.max_age_seconds == 900
     assert th.defaults.igrade_attended_within_target.min_share == 0.90
     assert th.pipeline.feed_stale_after_seconds == 300
-    assert th.sources.alerts == ".*"
+    assert th.sources.alerts == "live"  # replays alert only when opted in
+    assert th.defaults.sgrade_attended_within_target.min_share == 0.90
+    assert th.defaults.s136_handover_over_60_minutes.within_seconds == 3600
     assert th.sources.feed_stale == "live"
     assert th.alerts.worker_down.for_ == "2m"
     assert th.alerts.partition_stalled.severity == "critical"

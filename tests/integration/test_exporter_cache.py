@@ -1,0 +1,133 @@
+"""The exporter's cached reader against the real apply script: after every batch, every
+prune-only call (the horizon moving, and pruning going on under the same horizon), the
+clock crossing hours and a source deleted and replayed again, what it serves equals a
+fresh read, while it reads again only shards whose probe moved (ShardProbe's promise)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from typing import Any
+
+import pytest
+
+from agents.batch import Consumed, plan_batch
+from agents.classify import load_mapping
+from demandmon.exporter.cache import CachedStateReader
+from demandmon.exporter.families import source_samples
+from demandmon.state import keys
+from demandmon.state.reader import SourceFigures, StateReader
+from demandmon.state.registry import delete_state, deregister, register
+from demandmon.state.store import StoreConfig, script_args
+from demandmon.state.windows import HOUR
+from schemas.vocabulary import LIVE_SOURCE, SOURCE_HEADER
+from streams.generate import generate_stream
+from tests.conftest import Stack
+from tests.helpers import SampleKey, figures_diff
+from tests.oracle import epoch
+from tests.sync_store import SyncStateStore
+
+pytestmark = pytest.mark.integration
+
+MAPPING = load_mapping()
+REPLAY = "rep"
+PARTITIONS = 4
+RETENTION_S = 6 * 3600  # short, so that retention prunes while the stream is applied
+PLAN_NOW_MS = 4_000_000_000_000  # the wall clock plan_batch checks against: after it all
+
+
+def _messages(events: list[dict[str, Any]], source: str) -> list[Consumed]:
+    headers = [] if source == LIVE_SOURCE else [(SOURCE_HEADER, source.encode())]
+    offsets = [0] * PARTITIONS
+    out = []
+    for e in events:
+        key = str(e["incident_id"]).encode()
+        p = zlib.crc32(key) % PARTITIONS
+        out.append(Consumed("t", p, offsets[p], key, json.dumps(e).encode(), headers))
+        offsets[p] += 1
+    return out
+
+
+def _samples(figures: list[SourceFigures]) -> dict[SampleKey, float]:
+    return {(s.name, s.labels): s.value for f in figures for s in source_samples(f)}
+
+
+class Check:
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.cached = CachedStateReader(client, prefix)
+        self.plain = StateReader(client, prefix)
+
+    def __call__(self, now_s: float) -> int:
+        """Cached figures equal fresh ones at ``now_s``; returns how many shards the
+        cached reader read (in part or whole) for it."""
+        before = self.cached.shard_reads
+        sources = self.cached.exported_sources()
+        got = _samples(self.cached.read_sources(sources, now_s))
+        want = _samples(self.plain.read_sources(sources, now_s))
+        assert got == want, figures_diff(got, want)
+        return self.cached.shard_reads - before
+
+
+def test_cached_figures_equal_fresh_ones_through_writes_prunes_hours_and_deletes(
+    stack: Stack,
+) -> None:
+    client = stack.redis()
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(prefix, RETENTION_S)
+    store = SyncStateStore(client, config)
+    assert not register(client, prefix, REPLAY, 20).refused
+    events, _ = generate_stream("sample", seed=21)
+    last_s = max(epoch(str(e["occurred_at"])) for e in events)
+    clock = last_s + 20 * 60  # live windows end at the wall clock: a fake one
+    check = Check(client, prefix)
+    try:
+        msgs = _messages(events, REPLAY) + _messages(events, LIVE_SOURCE)
+        step = len(msgs) // 12 + 1
+        for lo in range(0, len(msgs), step):
+            plan = plan_batch(msgs[lo : lo + step], MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
+            store.apply(plan, now_ms=lo)
+            check(clock)
+        assert check(clock) == 0  # nothing written, the clock still: nothing read
+        # Later in the hour: live's past-target counts alone; the hour turns: live's
+        # windows too. The replay's windows end at its watermark: not read.
+        assert check(clock + 60) == PARTITIONS
+        later = clock + HOUR
+        assert check(later) == PARTITIONS
+        assert check(later) == 0
+
+        # Prune-only calls, as the worker sends to shards its source has moved on from:
+        # the horizon moves, then pruning goes on one incident a call under the same
+        # horizon (the meta stays as it was: only the incidents kept tell), until nothing
+        # is left to prune. Some of those were open, so the figures moved under it.
+        marks = keys.watermarks(prefix)
+        watermark = int(client.zscore(marks, REPLAY) or 0) + 3 * HOUR * 1000
+        base = keys.shard(prefix, REPLAY, 0)
+        moved, reads, kept = 0, list[int](), [client.zcard(base + "age")]
+        while len(reads) < 400:
+            before = _samples(check.plain.read_sources([REPLAY], later))
+            args = script_args(config, [], 0, source_watermark=watermark)
+            args[4] = 1  # ARGV[5]: at most one incident pruned in this call
+            store.script(keys=[base], args=args)
+            reads.append(check(later))
+            moved += _samples(check.plain.read_sources([REPLAY], later)) != before
+            kept.append(client.zcard(base + "age"))
+            if kept[-1] == kept[-2]:
+                break
+        assert len(reads) > 3 and reads == [1] * (len(reads) - 1) + [0], (reads, kept)
+        assert moved > 1, "no pruning under the same horizon changed a figure"
+
+        # Deleted: gone, and its shards forgotten; replayed again: read afresh.
+        deregister(client, prefix, REPLAY)
+        delete_state(client, prefix, REPLAY)
+        check(later)
+        assert {s for s, _ in check.cached.shards} == {LIVE_SOURCE}
+        assert not register(client, prefix, REPLAY, 20).refused
+        plan = plan_batch(_messages(events, REPLAY), MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
+        store.apply(plan, now_ms=1)
+        assert check(later) == PARTITIONS
+        assert check(later) == 0
+        assert len(check.cached.shards) == 2 * PARTITIONS
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)

@@ -1,0 +1,312 @@
+"""The exporter's reader (demandmon/exporter/cache.py): what a scrape reuses and when it
+reads again, over shards kept in memory and read the way read.lua reads them. That the
+real apply script keeps the rule's promise is tests/integration/test_exporter_cache.py."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from demandmon.exporter.cache import CachedStateReader
+from demandmon.exporter.families import source_samples
+from demandmon.state import keys
+from demandmon.state.reader import ShardProbe, SourceFigures, window_plan
+from demandmon.state.record import (
+    CODES,
+    META_APPLIED,
+    META_LAST_WRITE,
+    META_OFFSET,
+    META_WATERMARK,
+    CounterName,
+)
+from demandmon.state.windows import DAY, HOUR, WINDOWS, day_bucket, hour_bucket, window_range
+from schemas.vocabulary import MENTAL_HEALTH
+
+PREFIX = "t"
+# 2023-11-28 10:20 UTC, a replay's watermark or the wall clock.
+T0 = 1_701_165_600.0 + 20 * 60
+INCIDENTS = "|".join((CODES["incidents"].code, "SE", MENTAL_HEALTH))
+
+
+def field_of(name: CounterName, *labels: str) -> str:
+    return "|".join((CODES[name].code, *labels))
+
+
+@dataclass
+class Shard:
+    """One shard's keys, as the apply script leaves them."""
+
+    meta: dict[str, str] = field(default_factory=dict)
+    incidents: int = 0
+    hours: dict[int, Counter[str]] = field(default_factory=dict)
+    days: dict[int, Counter[str]] = field(default_factory=dict)
+    totals: Counter[str] = field(default_factory=Counter)
+    gauges: Counter[str] = field(default_factory=Counter)
+    waiting: dict[str, list[int]] = field(default_factory=dict)  # "bcu:grade" -> created ms
+
+    def write(self, created_s: float, name: str = INCIDENTS, n: int = 1) -> None:
+        """An incident created at ``created_s`` counted, as an apply does: the buckets,
+        and the meta it always moves."""
+        for bucket in (
+            self.hours.setdefault(hour_bucket(created_s), Counter()),
+            self.days.setdefault(day_bucket(created_s), Counter()),
+            self.totals,
+        ):
+            bucket[name] += n
+        self.incidents += 1
+        offset = int(self.meta.get(META_OFFSET, "-1")) + 1
+        watermark = max(int(self.meta.get(META_WATERMARK, "-1")), int(created_s * 1000))
+        self.meta.update(
+            {
+                META_OFFSET: str(offset),
+                META_WATERMARK: str(watermark),
+                META_LAST_WRITE: str(offset),
+                META_APPLIED: str(offset + 1),
+            }
+        )
+
+
+class Shards(CachedStateReader):
+    """The cached reader over in-memory shards; every read.lua call is recorded."""
+
+    def __init__(self) -> None:
+        client = cast(Any, type("NoRedis", (), {"register_script": lambda self, _: None})())
+        super().__init__(client, PREFIX)
+        self.state: dict[tuple[str, int], Shard] = {}
+        self.exported: set[str] = set()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.fail = False
+
+    def shard(self, source: str, partition: int) -> Shard:
+        self.exported.add(source)
+        return self.state.setdefault((source, partition), Shard())
+
+    def by_base(self, base: str) -> Shard:
+        return next(s for (src, p), s in self.state.items() if keys.shard(PREFIX, src, p) == base)
+
+    def exported_sources(self) -> list[str]:
+        return sorted(self.exported)
+
+    def partitions_of(self, sources: Sequence[str]) -> dict[str, list[int]]:
+        return {s: sorted(p for src, p in self.state if src == s) for s in sources}
+
+    def probe(self, shards: Sequence[str]) -> list[ShardProbe]:
+        return [ShardProbe(dict(s.meta), s.incidents) for s in map(self.by_base, shards)]
+
+    def read_shards(self, calls: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        if self.fail:
+            raise ConnectionError("Redis went away")
+        replies = []
+        for base, arg in calls:
+            req = json.loads(arg)
+            self.calls.append((base, req))
+            replies.append(self.read_lua(self.by_base(base), req))
+        return replies
+
+    @staticmethod
+    def read_lua(shard: Shard, req: dict[str, Any]) -> dict[str, Any]:
+        """What read.lua answers."""
+        out: dict[str, Any] = {"windows": {}, "past": {}, "oldest": {}}
+        acc: Counter[str] = Counter()
+        done = 0
+        for name, n in req["windows"]:
+            for hours, days in req["segments"][done:n]:
+                for h in hours:
+                    acc.update(shard.hours.get(h, Counter()))
+                for d in days:
+                    acc.update(shard.days.get(d, Counter()))
+            done = max(done, n)
+            out["windows"][name] = dict(acc)
+        if req["all"]:
+            out["windows"]["all"] = dict(shard.totals)
+        if req["now"]:
+            out["now"] = dict(shard.gauges)
+        for bcu, grade, before in req["past"]:
+            waiting = shard.waiting.get(f"{bcu}:{grade}", [])
+            out["past"][f"{bcu}|{grade}"] = str(sum(1 for c in waiting if c < before))
+        return out
+
+    def reads(self) -> list[tuple[str, set[str]]]:
+        """The calls since the last look: (shard, the parts it asked for)."""
+        seen = [
+            (base, {part for part in ("windows", "all", "now", "past", "oldest") if req[part]})
+            for base, req in self.calls
+        ]
+        self.calls.clear()
+        return seen
+
+
+def figures(reader: Shards, now_s: float) -> dict[str, SourceFigures]:
+    sources = reader.exported_sources()
+    return {f.source: f for f in reader.read_sources(sources, now_s)}
+
+
+def window(fig: SourceFigures, name: str) -> int:
+    return fig.windows[name][INCIDENTS]
+
+
+def base(source: str, partition: int) -> str:
+    return keys.shard(PREFIX, source, partition)
+
+
+def test_nothing_written_nothing_read_and_the_same_objects_come_back() -> None:
+    reader = Shards()
+    for p in range(3):
+        reader.shard("r1", p).write(T0 - 2 * HOUR)
+    first = figures(reader, T0)["r1"]
+    assert len(reader.reads()) == 3
+    again = figures(reader, T0 + 600)["r1"]  # a replay's windows end at its watermark
+    assert reader.reads() == []
+    assert again is first
+    assert window(again, "24h") == 3
+
+
+def test_a_shard_written_after_a_scrape_is_read_again_and_alone() -> None:
+    reader = Shards()
+    for p in range(3):
+        reader.shard("r1", p).write(T0 - 2 * HOUR)
+    figures(reader, T0)
+    reader.reads()
+    reader.shard("r1", 1).write(T0 - 3 * HOUR)  # the watermark does not move
+    fig = figures(reader, T0)["r1"]
+    assert reader.reads() == [(base("r1", 1), {"windows", "all", "now", "past", "oldest"})]
+    assert window(fig, "24h") == 4 and window(fig, "1h") == 3  # ends at its watermark
+    assert fig.windows["all"][INCIDENTS] == 4
+    assert fig.meta[META_APPLIED] == 1 + 2 + 1
+
+
+def test_a_prune_seen_in_the_incidents_count_alone_is_read_again() -> None:
+    reader = Shards()
+    shard = reader.shard("r1", 0)
+    shard.write(T0)
+    shard.gauges[field_of("open", "SE", "I")] = 1
+    assert figures(reader, T0)["r1"].now[field_of("open", "SE", "I")] == 1
+    # An empty batch pruned an open incident: no meta field moved, `age` shrank.
+    shard.incidents -= 1
+    shard.gauges[field_of("open", "SE", "I")] = 0
+    reader.reads()
+    assert figures(reader, T0)["r1"].now[field_of("open", "SE", "I")] == 0
+    assert len(reader.reads()) == 1
+
+
+def test_a_replay_end_moved_by_another_shard_rereads_past_then_windows_at_the_hour() -> None:
+    reader = Shards()
+    reader.shard("r1", 0).write(T0)
+    reader.shard("r1", 1).write(T0 - 5 * HOUR)
+    reader.shard("r1", 1).waiting["SE:I"] = [int((T0 - 600) * 1000)]
+    fig = figures(reader, T0)["r1"]
+    assert fig.past_target["SE|I"] == 0  # 10 min old at the end: within I's 15 min
+    reader.reads()
+    # Shard 0 moves the watermark within the hour: shard 1 only re-counts past target.
+    reader.shard("r1", 0).write(T0 + 15 * 60)
+    fig = figures(reader, T0)["r1"]
+    assert dict(reader.reads()) == {
+        base("r1", 0): {"windows", "all", "now", "past", "oldest"},
+        base("r1", 1): {"past"},
+    }
+    assert fig.past_target["SE|I"] == 1 and fig.window_end_s == T0 + 15 * 60
+    # Into the next hour: shard 1's windows move too.
+    reader.shard("r1", 0).write(T0 + HOUR)
+    fig = figures(reader, T0)["r1"]
+    assert dict(reader.reads())[base("r1", 1)] == {"windows", "past"}
+    assert window(fig, "1h") == 1 and window(fig, "24h") == 4
+
+
+def test_live_windows_move_when_the_clock_crosses_the_hour() -> None:
+    reader = Shards()
+    reader.shard("live", 0).write(T0)  # 10:20
+    fig = figures(reader, T0 + 60)["live"]
+    assert window(fig, "1h") == 1
+    reader.reads()
+    # Later in the same hour: the live end moves, windows stand, past is counted again.
+    later = figures(reader, T0 + 30 * 60)["live"]
+    assert reader.reads() == [(base("live", 0), {"past"})]
+    assert later.windows is fig.windows and later.window_end_s == T0 + 30 * 60
+    # 11:00: nothing was written, yet the 1h window no longer holds the incident.
+    moved = figures(reader, T0 + 40 * 60)["live"]
+    assert reader.reads() == [(base("live", 0), {"windows", "past"})]
+    assert window(moved, "1h") == 0 and window(moved, "24h") == 1
+
+
+def test_a_deleted_source_vanishes_and_a_new_one_of_its_name_is_read_afresh() -> None:
+    reader = Shards()
+    reader.shard("r1", 0).write(T0)
+    reader.shard("r2", 0).write(T0)
+    figures(reader, T0)
+    reader.exported.discard("r2")  # deregistered: `sources delete`
+    del reader.state["r2", 0]
+    assert set(figures(reader, T0)) == {"r1"}
+    assert set(reader.shards) == {("r1", 0)} and set(reader.by_source) == {"r1"}
+    reader.reads()
+    reader.shard("r2", 0).write(T0 - DAY)
+    fig = figures(reader, T0)["r2"]
+    assert reader.reads() == [(base("r2", 0), {"windows", "all", "now", "past", "oldest"})]
+    assert window(fig, "24h") == 1 and fig.meta[META_APPLIED] == 1
+
+
+def test_a_failed_read_keeps_nothing() -> None:
+    reader = Shards()
+    reader.shard("r1", 0).write(T0)
+    figures(reader, T0)
+    reader.shard("r1", 0).write(T0 - HOUR)
+    reader.fail = True
+    with pytest.raises(ConnectionError):
+        figures(reader, T0)
+    reader.fail = False
+    assert window(figures(reader, T0)["r1"], "24h") == 2
+
+
+def test_cached_figures_make_the_samples_of_a_fresh_read() -> None:
+    reader = Shards()
+    for p, hours_ago in enumerate([0, 1, 30, 24 * 8, 24 * 27]):
+        reader.shard("r1", p).write(T0 - hours_ago * HOUR)
+        reader.shard("r1", p).gauges[field_of("in_custody", "NW")] = p
+    figures(reader, T0)
+    reader.shard("r1", 2).write(T0 - 3 * HOUR, field_of("s136_detentions", "NW"), 2)
+    cached = figures(reader, T0)["r1"]
+    fresh = Shards()
+    fresh.state, fresh.exported = reader.state, reader.exported
+    assert list(source_samples(cached)) == list(source_samples(figures(fresh, T0)["r1"]))
+
+
+@given(
+    end=st.floats(min_value=1.5e9, max_value=2.0e9, allow_nan=False),
+    spans=st.lists(st.integers(1, 24 * 40), min_size=1, max_size=5, unique=True),
+)
+def test_the_window_plan_reads_each_bucket_once_and_tiles_every_window(
+    end: float, spans: list[int]
+) -> None:
+    wanted = {f"w{h}": h for h in spans}
+    plan = window_plan(end, wanted)
+    covered: list[list[int]] = []
+    for hours, days in plan["segments"]:
+        segment = list(hours) + [h for d in days for h in range(d, d + DAY, HOUR)]
+        covered.append(segment)
+    flat = [h for segment in covered for h in segment]
+    assert len(flat) == len(set(flat))
+    for name, n in plan["windows"]:
+        first, last = window_range(end, wanted[name])
+        mine = sorted(h for segment in covered[:n] for h in segment)
+        assert mine == list(range(first, last + HOUR, HOUR))
+    assert [n for _, n in plan["windows"]] == sorted(n for _, n in plan["windows"])
+    assert {name for name, _ in plan["windows"]} == set(wanted)
+
+
+def test_the_plan_of_the_exported_windows_at_a_replay_end_uses_whole_days() -> None:
+    end = 1_701_215_999.0  # 2023-11-28T23:59:59Z
+    plan = window_plan(end, WINDOWS)
+    assert [len(days) for _, days in plan["segments"]] == [0, 0, 6, 21]
+
+
+def test_a_source_without_shards_has_no_windows_as_a_fresh_read() -> None:
+    reader = Shards()
+    reader.exported.add("r3")  # registered, nothing applied yet
+    fig = figures(reader, T0)["r3"]
+    assert fig.windows == {} and fig.watermark_s is None and fig.window_end_s == T0
