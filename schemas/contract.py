@@ -66,7 +66,9 @@ class ContractError(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, a microsecond
+# more per event on the worker's hottest path. Nothing changes an event once made.
+@dataclass(slots=True)
 class IncidentEvent:
     event_id: str
     incident_id: str

@@ -103,7 +103,7 @@ def _has_lone_surrogate(raw: bytes, doc: object) -> bool:
 
 # What a flat event's values are; anything else (a float, a nested value) takes the
 # exact path below.
-_SCALARS: Final = (str, int, bool, type(None))
+_SCALARS: Final = frozenset((str, int, bool, type(None)))
 # A name followed by white space before its colon: the quick count below cannot see it.
 _SPACED_NAME: Final = re.compile(rb'"\s+:')
 
@@ -123,7 +123,7 @@ def _quick(raw: bytes) -> dict[str, Any] | None:
     if (
         type(doc) is dict
         and raw.count(b'":') == len(doc)
-        and all(type(v) in _SCALARS for v in doc.values())
+        and _SCALARS.issuperset(map(type, doc.values()))
         and not _SPACED_NAME.search(raw)
     ):
         return doc
