@@ -1,20 +1,18 @@
 """The batch applier: consumed messages -> validated entries -> Redis, exactly once.
 
-Thin by design. Decoding and validation are ours, no exception from one message ever
-leaves, and a batch that cannot be applied is retried until it is: the offset guard in
-Redis makes the retry harmless. The applier also keeps what it believes each shard and
-partition holds; Redis found holding less (it lost writes) means a rewind, which the
-consumer carries out by seeking the partition back.
+Decoding and validation are ours, no exception from one message ever leaves, and a batch
+that cannot be applied is retried until it is (the offset guard makes a retry harmless).
+The applier keeps what it believes each shard and partition holds; Redis found holding
+less (it lost writes) means a rewind: the consumer seeks the partition back.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 
-from agents.batch import Consumed, Plan, Rejection, plan_batch, source_of
+from agents.batch import Consumed, PreparedBatch, Rejection, plan_batch, source_of
 from agents.classify import RcrpMapping
 from agents.deadletter_sender import DeadLetterSender
 from agents.isolation import apply_isolating
@@ -33,22 +31,6 @@ APPLY_ERROR_DETAIL = "the apply script failed on this event"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A batch planned and waiting to be applied."""
-
-    messages: list[Consumed]
-    plan: Plan
-    now_ms: int
-
-    def without(self, partitions: Collection[int]) -> PreparedBatch | None:
-        """Less these partitions (rewound, or revoked); None when nothing is left."""
-        if not partitions or not any(m.partition in partitions for m in self.messages):
-            return self
-        kept = [m for m in self.messages if m.partition not in partitions]
-        return PreparedBatch(kept, self.plan.without(partitions), self.now_ms) if kept else None
 
 
 class BatchApplier:

@@ -64,6 +64,22 @@ class Plan:
         return Plan(shards, rejections, kept)
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch planned and waiting to be applied."""
+
+    messages: list[Consumed]
+    plan: Plan
+    now_ms: int
+
+    def without(self, partitions: Collection[int]) -> PreparedBatch | None:
+        """Less these partitions (rewound, or revoked); None when nothing is left."""
+        if not partitions or not any(m.partition in partitions for m in self.messages):
+            return self
+        kept = [m for m in self.messages if m.partition not in partitions]
+        return PreparedBatch(kept, self.plan.without(partitions), self.now_ms) if kept else None
+
+
 def source_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
     """The replay source a message carries, ``live`` when none; None when unusable (not
     ASCII, not a valid source name, not bytes at all). Never raises."""

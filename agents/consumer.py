@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from agents.applier import BatchApplier, PreparedBatch
-from agents.batch import Consumed
+from agents.applier import BatchApplier
+from agents.batch import Consumed, PreparedBatch
 from agents.metrics import WorkerMetrics
 from demandmon.clients import kafka_security
 from demandmon.settings import Settings

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from events import BenchEvents
 from goals import Goal, not_measured
-from measure import Memory, RawRun, WorkerRun
+from measure import Memory, WorkerRun
+from raw import RawRun
 
 YEAR_EVENTS = 25_000_000  # a year of Met-scale demand, in events
 PEAK_CALLS_PER_DAY = 10_000

@@ -79,6 +79,7 @@ def write_file(events: BenchEvents, path: Path) -> None:
 class YearRun:
     events: int
     worker: WorkerRun
+    workers: int
 
     @property
     def year_min(self) -> float:
@@ -94,8 +95,9 @@ def met_year(
     partitions: int,
     workdir: Path,
     procs: list[subprocess.Popen[bytes]],
+    workers: int = 1,
 ) -> YearRun:
-    """``demandmon replay FILE`` and ``demandmon worker`` started together on a fresh topic;
+    """``demandmon replay FILE`` and ``workers`` workers started together on a fresh topic;
     timed until the shards account for every event of the file."""
     run = Run.fresh(partitions)
     events = generate(count, met_scale_days(count))
@@ -112,11 +114,12 @@ def met_year(
         workdir / f"year-{run.run_id}.log",
         service_pids,
         procs,
+        workers=workers,
         also=[*replay, "--source", SOURCE, "--quiet"],
     )
     path.unlink()
     drop_prefix(client, run.prefix)
-    return YearRun(count, worker)
+    return YearRun(count, worker, workers)
 
 
 def more_workers(

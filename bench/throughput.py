@@ -1,12 +1,11 @@
-"""Throughput benchmark: the real worker against a private local stack, to exact Redis state.
+"""The performance goals of issue 11 on a private local stack, each printed with its verdict.
 
-    .venv/bin/python bench/throughput.py --events 200000 --partitions 12 [--days 70]
-        [--compare-sizes] [--keep-stack]
+    .venv/bin/python bench/throughput.py            # every goal, about 15 minutes
+    .venv/bin/python bench/throughput.py --quick    # every goal, small, under 2 minutes
 
-Per run size: generate events, produce them all (before the worker starts, so the worker's
-rate is measured and not the producer's), start `demandmon worker` and time it until the
-shard counters account for every event; then the two raw limits on the same events. See
-bench/README.md for what each figure means.
+The worker against two bare limits on the same events, two workers, a Met-scale year from a
+file (replay and workers together), the replay producer against a bare producer, the
+exporter with 20 sources, live latency at 500 ev/s. bench/README.md says what each means.
 """
 
 from __future__ import annotations
@@ -31,11 +30,10 @@ from measure import (
     drop_prefix,
     keyspace,
     produce,
-    raw_consume,
-    raw_redis,
     run_worker,
 )
 from phases import measure_phases, phase_table
+from raw import raw_consume, raw_redis
 from report import SizeResult, table, worker_goals
 from scale import YEAR_EVENTS, YEAR_TARGET_MIN, Run, met_year, more_workers
 from workerprof import summary
@@ -131,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         help="events of the file-to-state run a Met year is extrapolated from (1M)",
     )
     parser.add_argument(
+        "--year-workers", type=int, default=2, help="workers of the Met-year run (2)"
+    )
+    parser.add_argument(
         "--compare-sizes",
         action="store_true",
         help="also run 2x the events over 2x the days (same density) to show bounded memory",
@@ -206,7 +207,9 @@ def measure_all(
         )
     if "year" in only:
         log(f"a Met-scale year: replay of a {args.year_events:,}-event file with the worker")
-        year = met_year(env, pids, client, args.year_events, args.partitions, root, procs)
+        year = met_year(
+            env, pids, client, args.year_events, args.partitions, root, procs, args.year_workers
+        )
         small = "" if args.year_events >= 1_000_000 else " (quick: under 1M events)"
         out.goals.append(
             Goal(
@@ -215,7 +218,8 @@ def measure_all(
                 YEAR_TARGET_MIN,
                 "min",
                 at_least=False,
-                note=f"extrapolated from {year.events:,} events in {year.worker.total_s:,.1f} s"
+                note=f"{year.workers} worker(s); extrapolated from {year.events:,} events in "
+                f"{year.worker.total_s:,.1f} s"
                 f" ({year.worker.rate(year.events):,.0f} ev/s, start-up included) to "
                 f"{YEAR_EVENTS / 1e6:.0f} M events{small}",
             )
