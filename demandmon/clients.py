@@ -1,9 +1,7 @@
 """Kafka and Redis clients built from the one settings object, with its TLS and SASL
 settings, so that every command (worker, exporter, replay, evaluate, topics, sources)
-connects the same way. Errors name the service and where it is, never a password.
-
-Also the two small web pieces the worker and the exporter share (their HTTPS context and
-the /metrics basic-auth check), and a urllib helper for reading them back (demo, tests)."""
+connects the same way. Errors name the service and where it is, never a password. (The web
+pieces the worker and the exporter share are in demandmon/web.py.)"""
 
 from __future__ import annotations
 
