@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 import redis
 from exporter_check import Exactness, series_count
@@ -69,7 +67,7 @@ from exporter_report import (
     report,
 )
 from exporter_scrape import Exporter, Timing, bare_baseline, scrape, scrape_keys
-from goals import Goal
+from goals import Goal, interrupt_on_signals, wall_time_line
 
 from demandmon.settings import Settings
 from demandmon.stacks import STACK_DIR_VARIABLE, find_named_stack
@@ -208,10 +206,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM/SIGHUP clean up as Ctrl-C does
-
-
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     base = QUICK if args.quick else FULL
@@ -223,8 +217,7 @@ def main(argv: list[str]) -> int:
         reload=args.reload,
         **{k: v for k, v in given.items() if v is not None},
     )
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    interrupt_on_signals()
     started = time.monotonic()
     procs: list[subprocess.Popen[bytes]] = []
     work = Path(tempfile.mkdtemp(prefix="demandmon-exporterbench-"))
@@ -253,10 +246,7 @@ def main(argv: list[str]) -> int:
         control.down(work, private, purge=True)
         shutil.rmtree(work, ignore_errors=True)
     print(report(result))
-    print(
-        f"benchmark wall time {time.monotonic() - started:,.0f} s (load avg now "
-        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
-    )
+    print(wall_time_line(started))
     return 1 if result.wrong else 0
 
 

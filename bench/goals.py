@@ -4,7 +4,11 @@ so verdicts are ratios against bare limits measured in the same run wherever one
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from dataclasses import dataclass
+from types import FrameType
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,20 @@ def goal_lines(goals: list[Goal], skipped: list[str]) -> str:
         f", {len(skipped)} not measured in this run" if skipped else ""
     )
     return "\n".join([head, *(g.line() for g in goals), *skipped])
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_signals() -> None:
+    """SIGTERM and SIGHUP take Ctrl-C's path, so every benchmark's finally blocks clean up."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+
+def wall_time_line(started: float) -> str:
+    return (
+        f"benchmark wall time {time.monotonic() - started:,.0f} s (load avg now "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
+    )

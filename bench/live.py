@@ -17,7 +17,6 @@ import argparse
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,10 +25,9 @@ import uuid
 from bisect import bisect_left, bisect_right
 from itertools import pairwise
 from pathlib import Path
-from types import FrameType
 
 import redis
-from goals import Goal, goal_lines
+from goals import Goal, goal_lines, interrupt_on_signals
 from live_probe import (
     Feed,
     Positions,
@@ -257,11 +255,6 @@ def measure_live(
     return _goals(feed, positions, scrapes, span, rate, duration_s, interval, problems, context)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP take the same path as Ctrl-C, so the finally blocks clean up.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/live.py", description=__doc__)
     parser.add_argument("--rate", type=float, default=500.0, help="events per second")
@@ -272,8 +265,7 @@ def main(argv: list[str]) -> int:
         print("rate and duration must be above zero", file=sys.stderr)
         return 2
     interval_s(args.scrape_interval)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    interrupt_on_signals()
     root = Path(tempfile.mkdtemp(prefix="demandmon-live-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:

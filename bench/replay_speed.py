@@ -30,9 +30,7 @@ Redis key prefix, and deletes them at the end. From bench/throughput.py: measure
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,10 +38,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 
 import confluent_kafka
-from goals import Goal
+from goals import Goal, interrupt_on_signals, wall_time_line
 from replay_levers import levers
 from replay_measure import Bench, Run, Timed, log, measure_runs, replay_messages, write_stream
 
@@ -195,10 +192,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM/SIGHUP clean up as Ctrl-C does
-
-
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     opts = replace(QUICK if args.quick else FULL, levers=args.levers)
@@ -209,8 +202,7 @@ def main(argv: list[str]) -> int:
     if opts.events < 1 or opts.runs < 1:
         print("--events and --runs must be positive", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    interrupt_on_signals()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="demandmon-replaybench-"))
     private = "replaybench"
@@ -229,10 +221,7 @@ def main(argv: list[str]) -> int:
         control.down(work, private, purge=True)
         shutil.rmtree(work, ignore_errors=True)
     print(report(result))
-    print(
-        f"benchmark wall time {time.monotonic() - started:,.0f} s (load avg now "
-        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
-    )
+    print(wall_time_line(started))
     return 0
 
 

@@ -11,20 +11,17 @@ exporter with 20 sources, live latency at 500 ev/s. bench/README.md says what ea
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import redis
 from events import generate
-from goals import Goal, goal_lines
+from goals import Goal, goal_lines, interrupt_on_signals, wall_time_line
 from measure import (
     SOURCE,
     drop_prefix,
@@ -157,11 +154,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP take the same path as Ctrl-C, so the finally blocks clean up.
-    raise KeyboardInterrupt
-
-
 @dataclass
 class Outcome:
     results: list[SizeResult] = field(default_factory=list)
@@ -261,8 +253,7 @@ def main(argv: list[str]) -> int:
     if min(args.events, args.partitions, args.year_events) < 1 or args.days <= 0:
         print("events and partitions must be positive, days above zero", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    interrupt_on_signals()
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="demandmon-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -289,10 +280,7 @@ def main(argv: list[str]) -> int:
     print(goal_lines(out.goals, out.skipped))
     for note in out.notes:
         print(note)
-    print(
-        f"benchmark wall time {time.monotonic() - started:,.0f} s (load avg now "
-        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
-    )
+    print(wall_time_line(started))
     return 0
 
 
