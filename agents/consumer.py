@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import mode
@@ -25,9 +26,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from agents.applier import BatchApplier
-from agents.batch import Consumed, PreparedBatch
+from agents.batch import PreparedBatch
+from agents.kafka_records import consumed, consumer_options
 from agents.metrics import WorkerMetrics
-from demandmon.clients import kafka_security
+from agents.skew import SkewGuard
 from demandmon.settings import Settings
 from demandmon.state.registry import REFRESH_EVERY_S
 
@@ -37,39 +39,7 @@ log = logging.getLogger("demandmon.worker")
 CHECK_EVERY_S = REFRESH_EVERY_S
 COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
 REVOKE_WAIT_S = 10.0
-
-
-def consumed(record: Any) -> Consumed:
-    headers = record.headers or ()
-    # Copied only when some value is not bytes (Kafka allows null header values).
-    if not all(type(v) is bytes for _, v in headers):
-        headers = [(str(k), bytes(v or b"")) for k, v in headers]
-    return Consumed(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=headers,
-        timestamp_ms=record.timestamp,
-    )
-
-
-def consumer_options(settings: Settings) -> dict[str, Any]:
-    session_ms = int(settings.kafka_session_timeout_s * 1000)
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "group_id": settings.consumer_group,
-        "client_id": "demandmon-worker",
-        "group_instance_id": settings.worker_instance_id or None,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "session_timeout_ms": session_ms,
-        "heartbeat_interval_ms": max(500, session_ms // 5),
-        "max_poll_records": settings.batch_max,
-        "max_partition_fetch_bytes": max(1024 * 1024, settings.max_message_bytes * 4),
-        **kafka_security(settings),
-    }
+STALL_ROUNDS = 100  # rounds of nothing but waiting on a slower partition (about 20 s)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -96,6 +66,13 @@ class EventConsumer(mode.Service):
         self.busy = asyncio.Lock()
         self._last_check = 0.0
         self._last_commit = 0.0
+        # Partitions kept together in event time (agents/skew.py): what is held back,
+        # prepared, in order (a partition holding a batch's worth is paused); and each
+        # partition's next offset to deliver.
+        self.skew = SkewGuard(settings.partition_skew_s * 1000)
+        self._held: PreparedBatch | None = None
+        self._next: dict[int, int] = {}
+        self._stalled = 0  # rounds in a row that let nothing through
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -117,11 +94,14 @@ class EventConsumer(mode.Service):
         keep = {tp.partition for tp in assigned}
         for partition in [p for p in self.applier.applied_through if p not in keep]:
             self.applier.revoke(partition)
+        self._reposition(keep | set(self._next))
         for tp in sorted(assigned):
             resume = await self.applier.resume_point(tp.partition)
             # Taken and sought with no await in between, so no batch can slip through
             # from the position Kafka chose before the seek.
-            self.consumer.seek(tp, self.applier.take(tp.partition, resume))
+            offset = self.applier.take(tp.partition, resume)
+            self.consumer.seek(tp, offset)
+            self._next[tp.partition] = offset
         if assigned:
             log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
@@ -135,12 +115,63 @@ class EventConsumer(mode.Service):
         await self._commit()
         for tp in revoked:
             self.applier.revoke(tp.partition)
+        self._reposition({tp.partition for tp in revoked})
 
     def _rewind(self, rewinds: dict[int, int | None]) -> None:
         topic = self.settings.events_topic
+        self._reposition(set(rewinds))
         for partition, offset in rewinds.items():
             # Offset 0 below the log start resets to the earliest offset kept.
             self.consumer.seek(TopicPartition(topic, partition), offset or 0)
+            self._next[partition] = offset or 0
+
+    def _reposition(self, partitions: set[int]) -> None:
+        """These partitions are sought (or gone): nothing of theirs is held any more."""
+        if not partitions:
+            return
+        self._held = self._held.without(partitions) if self._held else None
+        self.skew.forget(partitions)
+        for partition in partitions:
+            self._next.pop(partition, None)
+        topic = self.settings.events_topic
+        mine = self.consumer.assignment()
+        again = [TopicPartition(topic, p) for p in partitions]
+        self.consumer.resume(*[tp for tp in again if tp in mine])
+
+    def _behind(self) -> set[int]:
+        """The partitions taken that have more to deliver than has been fetched: Kafka's
+        high watermark not known yet, or not reached."""
+        topic = self.settings.events_topic
+        behind = set()
+        for p in self.applier.applied_through:
+            high = self.consumer.highwater(TopicPartition(topic, p))
+            if high is None or self._next.get(p, 0) < high:
+                behind.add(p)
+        return behind
+
+    def _hold_back(self, prepared: PreparedBatch) -> PreparedBatch | None:
+        """Cut the batch so no partition runs ahead of the others (agents/skew.py);
+        pause the partitions whose messages are held back, resume the others."""
+        cuts = self.skew.cuts(prepared.plan.shards, self._behind())
+        if cuts and self._stalled >= STALL_ROUNDS:
+            # Never stuck for good (sources interleaved so that each waits on the other):
+            # exactness near the horizon's edge gives way to progress.
+            log.warning("partitions held back for %d rounds: applying regardless", STALL_ROUNDS)
+            cuts = {}
+        kept, self._held = prepared.split(cuts)
+        self._stalled = self._stalled + 1 if kept is None else 0
+        if kept is not None:
+            self.skew.let_through(kept.plan.shards)
+        # Held messages are not fetched again; a partition holding a batch's worth stops
+        # fetching until the others catch up, so what is held stays bounded.
+        held = Counter(m.partition for m in self._held.messages) if self._held else Counter()
+        topic = self.settings.events_topic
+        full = {TopicPartition(topic, p) for p, n in held.items() if n >= self.settings.batch_max}
+        mine = self.consumer.assignment()
+        if full:
+            self.consumer.pause(*[tp for tp in full if tp in mine])
+        self.consumer.resume(*[tp for tp in self.consumer.paused() if tp not in full])
+        return kept
 
     @mode.Service.task
     async def _consume(self) -> None:
@@ -156,12 +187,14 @@ class EventConsumer(mode.Service):
             # Partitions not yet taken (assignment still reading Redis) are read again
             # once they are sought to the position Redis holds.
             taken = self.applier.applied_through
-            messages = [
+            fresh = [
                 consumed(r) for tp, batch in records.items() if tp.partition in taken for r in batch
             ]
+            for m in fresh:
+                self._next[m.partition] = max(m.offset + 1, self._next.get(m.partition, 0))
             prepared: PreparedBatch | None = None
-            if messages:
-                if self.applier.needs_registry(messages):
+            if fresh:
+                if self.applier.needs_registry(fresh):
                     # The registry changes what the applier believes: nothing in flight.
                     await self._finish(applying)
                     applying = None
@@ -169,12 +202,17 @@ class EventConsumer(mode.Service):
                         self.applier.refresh_registry, "reading the source registry"
                     )
                 # In a thread: the event loop goes on fetching and applying meanwhile.
-                prepared = await asyncio.to_thread(self.applier.prepare, messages)
+                prepared = await asyncio.to_thread(self.applier.prepare, fresh)
+            if self._held is not None:
+                # Held back last time: earlier in their partitions than anything fetched.
+                prepared, self._held = self._held.then(prepared), None
             if applying is not None:
                 rewound = await self._finish(applying)
                 applying = None
                 # This batch was fetched before the rewind: those partitions are read again.
                 prepared = prepared.without(rewound) if prepared else None
+            if prepared is not None:
+                prepared = self._hold_back(prepared)
             if prepared is not None:
                 applying = asyncio.ensure_future(self._apply(prepared))
             if time.monotonic() - self._last_check >= CHECK_EVERY_S:

@@ -27,8 +27,8 @@ from measure import SOURCE
 from agents.applier import BatchApplier
 from agents.batch import Consumed, Rejection, plan_batch
 from agents.classify import load_mapping
-from agents.consumer import consumed
 from agents.deadletter_sender import DeadLetterSender
+from agents.kafka_records import consumed
 from agents.metrics import WorkerMetrics
 from demandmon.settings import Settings
 from demandmon.state.record import Entry, entry_offset

@@ -66,11 +66,14 @@ class Settings(BaseSettings):
 
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     exporter_port: int = Field(default=9464, ge=1, le=65535)
-    # Larger batches apply a backlog a little faster, but let one partition run further
-    # ahead of the others in event time (the source's watermark, which lateness follows):
-    # 10,000 turned 626 of a sparse 400k-event replay too late in bench/throughput.py.
     batch_max: int = Field(default=2000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.2, gt=0, le=30)
+    # How far one partition may run ahead of the slowest one still delivering, in event
+    # time, within a worker (agents/skew.py): the source's watermark, which lateness
+    # follows, may run this far past what the file's order gives. An event this close to
+    # the horizon's edge in file order may still turn too late. Never more than a quarter
+    # of the horizon (``partition_skew_s``).
+    max_partition_skew_s: int = Field(default=6 * 3600, ge=60)
 
     retention_s: int = Field(default=35 * 86400, ge=3600)
     max_future_s: int = Field(default=300, ge=0)
@@ -174,6 +177,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"{variable}: cannot read {path} ({exc.strerror})") from None
             setattr(self, secret, SecretStr(text))
         return self
+
+    @property
+    def partition_skew_s(self) -> int:
+        return min(self.max_partition_skew_s, self.retention_s // 4)
 
     @model_validator(mode="after")
     def _topic_keeps_the_horizon(self) -> Settings:
