@@ -17,6 +17,7 @@ from demandmon.alerting.promql import any_of, bcu_groups, by_bcu, duration, numb
 from demandmon.alerting.promql import selector as sel
 from demandmon.alerting.promql import source_matcher as src_matcher
 from demandmon.alerting.thresholds import (
+    AboveExpected,
     AlertSetting,
     AttendedWithinTarget,
     BcuThresholds,
@@ -212,6 +213,57 @@ def s136_handover(th: Thresholds) -> Rule:
     )
 
 
+def _looked_up(metric: str, *matchers: str) -> str:
+    """Alert template text: ``metric`` of the alerting source and BCU, one decimal."""
+    wanted = ",".join((n.ALL_INCIDENTS_MEASURE, *matchers, 'source="%s"', 'bcu="%s"'))
+    query = f"max by (source, bcu) ({metric}{{{wanted}}})"
+    return (
+        f"{{{{ with printf `{query}` $labels.source $labels.bcu | query }}}}"
+        '{{ . | first | value | printf "%.1f" }}{{ end }}'
+    )
+
+
+def above_expected(th: Thresholds) -> Rule:
+    src = src_matcher(th.sources.alerts)
+
+    def expr(bcu: str, t: AboveExpected) -> str:
+        # max by: the exporter's job/instance labels (and measure) are not the alert's.
+        score = sel(n.EXPECTED_SCORE, n.ALL_INCIDENTS_MEASURE, src, bcu)
+        recent = sel(n.RECENT_INCIDENTS, n.ALL_INCIDENTS_MEASURE, src, bcu)
+        # With no previous week the expectation is 0, so any busy hour would "surge".
+        weeks = sel(n.EXPECTED_WEEKS, src)
+        return (
+            f"max by (source, bcu) ({score}) > {number(t.min_score)}\n"
+            f"and on (source, bcu)\nmax by (source, bcu) ({recent}) >= {t.min_recent}\n"
+            f"and on (source)\nmax by (source) ({weeks}) >= {t.min_weeks}"
+        )
+
+    def limit(t: AboveExpected) -> str:
+        weeks = "week" if t.min_weeks == 1 else "weeks"
+        return (
+            f"{number(t.min_score)} (alerting from {t.min_recent} incidents, "
+            f"with {t.min_weeks} {weeks} of history or more)"
+        )
+
+    before = (
+        _looked_up(n.RECENT_INCIDENTS)
+        + " incidents in the last hour against "
+        + _looked_up(n.EXPECTED_INCIDENTS, 'period="60m"')
+        + " expected for these hours of the week (band up to "
+        + _looked_up(n.EXPECTED_UPPER, 'period="60m"')
+        + '): {{ $value | printf "%.1f" }} sigmas above expected, over the limit of '
+    )
+    return per_bcu_rule(
+        th,
+        n.ALERT_ABOVE_EXPECTED,
+        th.alerts.above_expected,
+        lambda b: b.above_expected,
+        expr,
+        "Demand above expected in {{ $labels.bcu }}",
+        (before, limit, "."),
+    )
+
+
 def bcu_alert_rules(th: Thresholds) -> list[Rule]:
     return [
         rcrp_rate(th),
@@ -220,4 +272,5 @@ def bcu_alert_rules(th: Thresholds) -> list[Rule]:
         attended(th, "I"),
         attended(th, "S"),
         s136_handover(th),
+        above_expected(th),
     ]

@@ -67,6 +67,13 @@ OLDEST_UNATTENDED_IGRADE: Final[str] = "demand_oldest_unattended_igrade_age_seco
 OLDEST_ATTENDED_IGRADE: Final[str] = "demand_oldest_attended_open_igrade_age_seconds"
 S136_LAST_LONG_WAIT: Final[str] = "demand_s136_last_long_wait_handover_timestamp_seconds"
 WINDOW_END: Final[str] = "demand_stream_window_end_timestamp_seconds"
+# Expected demand (demandmon/baseline; docs/semantics.md "Expected demand").
+EXPECTED_INCIDENTS: Final[str] = "demand_expected_incidents"
+EXPECTED_UPPER: Final[str] = "demand_expected_incidents_upper"
+EXPECTED_SCORE: Final[str] = "demand_expected_score"
+EXPECTED_WEEKS: Final[str] = "demand_expected_basis"
+RECENT_INCIDENTS: Final[str] = "demand_recent_incidents"
+ALL_INCIDENTS_MEASURE: Final[str] = 'measure="incidents"'  # every incident, any category
 
 # Alert names. Per-BCU alerts carry `bcu` and `source` labels; Alertmanager inhibits
 # them (matched by the presence of `bcu`) while the feed or the worker is down.
@@ -76,6 +83,7 @@ ALERT_IGRADE_OLDEST: Final[str] = "DemandIGradeOldestOpenPastTarget"
 ALERT_IGRADE_ATTENDED: Final[str] = "DemandIGradeAttendedWithinTargetLow"
 ALERT_SGRADE_ATTENDED: Final[str] = "DemandSGradeAttendedWithinTargetLow"
 ALERT_S136_HANDOVER: Final[str] = "DemandS136HandoverOver60Minutes"
+ALERT_ABOVE_EXPECTED: Final[str] = "DemandAboveExpected"
 ALERT_FEED_STALE: Final[str] = "DemandLiveFeedStale"
 ALERT_DEAD_LETTER: Final[str] = "DemandDeadLetterRejectionsRising"
 ALERT_WORKER_DOWN: Final[str] = "DemandmonWorkerDown"

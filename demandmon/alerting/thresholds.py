@@ -103,6 +103,16 @@ class S136InCustody(_Model):
         return self
 
 
+class AboveExpected(_Model):
+    # Alert when the BCU's incidents in the last 60 minutes are more than this many sigmas
+    # above expected (demand_expected_score; 2 is the band's upper edge)...
+    min_score: Annotated[float, Field(gt=0.0)]
+    min_recent: Count  # ...and at least this many: a quiet BCU does not page over three
+    # ...and the expectation rests on at least this many previous weeks (of 4): with none
+    # the expectation is 0 and every busy hour would look like a surge.
+    min_weeks: Annotated[int, Field(ge=1, le=4)]
+
+
 class BcuThresholds(_Model):
     rcrp_deployment_rate: RcrpDeploymentRate
     igrade_open_list: IGradeOpenList
@@ -111,6 +121,7 @@ class BcuThresholds(_Model):
     sgrade_attended_within_target: AttendedWithinTarget
     s136_handover_over_60_minutes: S136Handover
     s136_in_custody: S136InCustody
+    above_expected: AboveExpected
 
 
 class AlertSetting(_Model):
@@ -125,6 +136,7 @@ class AlertSettings(_Model):
     igrade_attended_within_target: AlertSetting
     sgrade_attended_within_target: AlertSetting
     s136_handover_over_60_minutes: AlertSetting
+    above_expected: AlertSetting
     live_feed_stale: AlertSetting
     dead_letter_rejections: AlertSetting
     worker_down: AlertSetting

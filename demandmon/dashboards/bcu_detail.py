@@ -1,5 +1,6 @@
-"""BCU detail: one BCU's RCRP, I-grade, S-grade and s136 figures, now and over time, and
-its open-incident list.
+"""BCU detail: one BCU's RCRP, I-grade, S-grade and s136 figures, now and over time, its
+demand against expected (the last hour, its band, the next 24 hours) and its
+open-incident list.
 
 The BCU is a template variable. Each coloured tile names its series after the BCU (legend
 `{{bcu}}`) and carries one field override per BCU whose thresholds differ from London's,
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import stat
+from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from demandmon.alerting import names as n
 from demandmon.alerting.thresholds import Thresholds
-from demandmon.dashboards import colours
+from demandmon.dashboards import colours, expected
 from demandmon.dashboards.common import (
+    REF_IDS,
     PanelBuilder,
     new_dashboard,
     per_bcu_thresholds,
+    query,
     source_variable,
     stat_panel,
     trend_panel,
@@ -129,6 +133,46 @@ def _now(th: Thresholds) -> list[PanelBuilder]:
     ]
 
 
+def _against_expected() -> list[PanelBuilder]:
+    """The last hour against the same hour of the week over the previous 4 weeks, and
+    what those weeks make expected for the next 24 hours."""
+    incidents = f"{SEL},{expected.MEASURE}"
+    next_24h = [
+        (f'demand_expected_incidents_lower{{{incidents},period="next_24h"}}', "low"),
+        (f'demand_expected_incidents{{{incidents},period="next_24h"}}', "expected"),
+        (f'demand_expected_incidents_upper{{{incidents},period="next_24h"}}', "high"),
+    ]
+    band = f"mean -/+ {expected.ABOVE_EXPECTED_SCORE:g} sigma"
+    return [
+        stat_panel(
+            "Last hour",
+            expected.status("$source", "$bcu"),
+            thresholds=expected.STATUS_COLOURS,
+            description="Above expected: more incidents in the last hour than the same "
+            f"hour of the week over the previous 4 weeks makes expected ({band}).",
+        ).mappings(expected.status_mappings()),
+        stat_panel("Incidents, last hour", f"demand_recent_incidents{{{incidents}}}"),
+        stat_panel(
+            "Expected, last hour",
+            f'demand_expected_incidents{{{incidents},period="60m"}}',
+            decimals=1,
+        ),
+        stat_panel("Expected next 24h", next_24h[1][0], decimals=0, w=4)
+        .targets(
+            [query(e, legend, REF_IDS[i], instant=True) for i, (e, legend) in enumerate(next_24h)]
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .description(f"Incidents expected in the 24 hours after the window end: {band}."),
+        stat_panel(
+            "Weeks of history in the baseline",
+            'demand_expected_basis{source="$source"}',
+            description="How many of the previous 4 weeks the source has; the baseline "
+            'uses only those: a source younger than a week has none yet ("No baseline yet").',
+        ),
+        expected.band_panel("$bcu: incidents in the last hour against expected", SEL, w=24),
+    ]
+
+
 def _trends() -> list[PanelBuilder]:
     rcrp = f'{SEL},{n.RCRP_CATEGORY_MATCHER},window="24h"'
     return [
@@ -180,6 +224,7 @@ def bcu_detail(th: Thresholds) -> db.Dashboard:
     sections: list[tuple[str, list[PanelBuilder]]] = [
         ("$bcu: last 24h", _last_24h(th)),
         ("$bcu: now", _now(th)),
+        ("$bcu: against expected", _against_expected()),
         ("$bcu: open incidents", [open_incidents_table({"source": "$source", "bcu": "$bcu"})]),
         ("$bcu: over time", _trends()),
     ]

@@ -2,7 +2,8 @@
 
 Reads window="all" so a replayed month prints the same incidents / deployed / % deployed
 per category as the force's RCRP briefing. The Total row is summed in PromQL and its
-percentage is total deployed / total incidents, never an average of the rows.
+percentage is total deployed / total incidents, never an average of the rows. A map of
+the BCUs shows where the deployment rate was high (bcu_map.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from grafana_foundation_sdk.builders import table
 from grafana_foundation_sdk.models import dashboard as dm
 
 from demandmon.alerting import names as n
+from demandmon.dashboards.bcu_map import bcu_map, with_centres
 from demandmon.dashboards.common import (
     DATASOURCE,
+    NEUTRAL,
     PanelBuilder,
     new_dashboard,
     source_variable,
@@ -111,6 +114,25 @@ def _headline() -> list[PanelBuilder]:
     ]
 
 
+def _map() -> PanelBuilder:
+    rate = f"sum by (bcu) ({DEPLOYED})\n/ (sum by (bcu) ({INCIDENTS}) > 0)"
+    return (
+        bcu_map(
+            "RCRP deployment rate by BCU, whole stream of $source",
+            with_centres(rate),
+            description="Share of each BCU's RCRP incidents police were deployed to, over the "
+            "source's whole stream: green low, red high (0 to 100%).",
+            thresholds=NEUTRAL,
+            unit="percentunit",
+            colour=db.FieldColor().mode(dm.FieldColorModeId.CONTINUOUS_GR_YL_RD),
+            w=24,
+            h=12,
+        )
+        .min(0)
+        .max(1)
+    )
+
+
 def rcrp_evaluation() -> db.Dashboard:
     dash = (
         new_dashboard(
@@ -123,4 +145,4 @@ def rcrp_evaluation() -> db.Dashboard:
     )
     for panel in _headline():
         dash = dash.with_panel(panel)
-    return dash.with_panel(_category_table())
+    return dash.with_panel(_category_table()).with_panel(_map())

@@ -1,9 +1,10 @@
-"""Control room wall: per-BCU tiles, London trends against last year, active alerts.
+"""Control room wall: per-BCU tiles, the BCU maps, demand against expected, London
+trends against last year, active alerts.
 
 Tile colours come from deploy/thresholds.yaml through the same per-BCU lookup the alert
 rules use (colours.py), so a tile turns red exactly where its alert condition starts
-(counts are integers: "more than 25" is red from 26). Every tile opens BCU detail on its
-BCU.
+(counts are integers: "more than 25" is red from 26). Every tile, marker and band chart
+opens BCU detail on its BCU.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from demandmon.alerting import names as n
 from demandmon.alerting.promql import duration, percent
 from demandmon.alerting.thresholds import BcuThresholds, Thresholds
-from demandmon.dashboards import colours
+from demandmon.dashboards import colours, expected
 from demandmon.dashboards.common import (
     DATASOURCE,
     PanelBuilder,
@@ -26,11 +27,13 @@ from demandmon.dashboards.common import (
     table_query,
     trend_panel,
 )
+from demandmon.dashboards.wall_maps import wall_maps
 from schemas.vocabulary import BCU_CODES, BCU_NAMES
 
 UID = "demandmon-wall"
 FILE = "grafana/dashboards/control-room-wall.json"
 TILE_WIDTH = 2  # 12 BCUs across the 24-column grid
+BAND_WIDTH = 4  # 6 band charts a line, two lines
 
 
 def _tile(
@@ -97,6 +100,25 @@ def _custody_tile(bcu: str, t: BcuThresholds) -> stat.Panel:
     )
 
 
+def _expected_tile(bcu: str) -> stat.Panel:
+    return _tile(
+        bcu,
+        expected.status("$source", bcu),
+        expected.STATUS_COLOURS,
+        "incidents created in the last hour against the same hour of the week over the "
+        "previous 4 weeks: above expected when above their mean + "
+        f"{expected.ABOVE_EXPECTED_SCORE:g} sigma.",
+    ).mappings(expected.status_mappings())
+
+
+def _band(bcu: str) -> PanelBuilder:
+    link = data_link(f"{bcu} detail", colours.detail_url(bcu))
+    panel = expected.band_panel(
+        f"{bcu} {BCU_NAMES[bcu]}", f'source="$source",bcu="{bcu}"', w=BAND_WIDTH
+    )
+    return panel.links([link])
+
+
 def _alerts_panel() -> table.Panel:
     hidden = {"Time": True, "Value": True, "__name__": True, "alertstate": True}
     return (
@@ -114,40 +136,63 @@ def _alerts_panel() -> table.Panel:
     )
 
 
-def _trends(th: Thresholds) -> list[PanelBuilder]:
-    def pair(metric: str) -> list[tuple[str, str]]:
-        return [
-            (f'{metric}{{source="$source"}}', "{{source}}"),
-            (f'{metric}{{source="$compare_source"}}', "{{source}}"),
-        ]
+LAST_YEAR = "52w"  # 364 days: the same weekday and hour a year back
 
+
+def _last_year(metric: str, matchers: str) -> str:
+    """``metric`` of $compare_source 52 weeks back, summed by source. Raw series, not
+    recording rules: Prometheus never evaluates rules over backfilled history."""
+    return f'sum by (source) ({metric}{{source="$compare_source",{matchers}}} offset {LAST_YEAR})'
+
+
+def _trends(th: Thresholds) -> list[PanelBuilder]:
+    this_year, last_year = "{{source}}", "{{source}}, 52 weeks earlier"
     compare = (
-        "$compare_source should be last year's stream replayed with its event times "
-        "shifted 52 weeks and paced in real time, so both lines share the time axis."
+        "$compare_source is last year's stream turned into Prometheus history by "
+        "`demandmon backfill FILE --source NAME` (docs/runbook.md); its line is read "
+        f"`offset {LAST_YEAR}`, so the same weekday and hour of last year sits over today's."
     )
-    open_i = 'sum by (source) (demand_open_incidents{{source="{}",grade="I"}})'
+    rcrp = f'window="24h",{n.RCRP_CATEGORY_MATCHER}'
+    incidents = _last_year("demand_rcrp_incidents", rcrp)
+    deployed = _last_year("demand_rcrp_deployed_incidents", rcrp)
     return [
         trend_panel(
-            "London RCRP incidents, last 24h: $source vs $compare_source",
-            pair(n.LONDON_RCRP_INCIDENTS),
+            "London RCRP incidents, last 24h: $source vs $compare_source a year earlier",
+            [(f'{n.LONDON_RCRP_INCIDENTS}{{source="$source"}}', this_year), (incidents, last_year)],
             description=compare,
         ),
         trend_panel(
-            "London RCRP deployment rate, last 24h: $source vs $compare_source",
-            pair(n.LONDON_RCRP_RATE),
+            "London RCRP deployment rate, last 24h: $source vs $compare_source a year earlier",
+            [
+                (f'{n.LONDON_RCRP_RATE}{{source="$source"}}', this_year),
+                (f"{deployed}\n/ ({incidents} > 0)", last_year),
+            ],
             unit="percentunit",
             threshold=th.defaults.rcrp_deployment_rate.max_share,
             description=compare + " Dashed line: the London-wide target.",
         ),
         trend_panel(
-            "London open I-grade incidents: $source vs $compare_source",
+            "London open I-grade incidents: $source vs $compare_source a year earlier",
             [
-                (open_i.format("$source"), "{{source}}"),
-                (open_i.format("$compare_source"), "{{source}}"),
+                ('sum by (source) (demand_open_incidents{source="$source",grade="I"})', this_year),
+                (_last_year("demand_open_incidents", 'grade="I"'), last_year),
             ],
             description=compare,
         ),
     ]
+
+
+def _compare_variable() -> db.TextBoxVariable:
+    # A text box, not a picker over label_values(): a backfilled source has series only a
+    # year back, outside the time range a picker lists sources from.
+    default = "last-year"
+    return (
+        db.TextBoxVariable("compare_source")
+        .label("Compare with (backfilled source)")
+        .description("The source last year's stream was backfilled as (demandmon backfill).")
+        .default_value(default)
+        .current(dm.VariableOption(text=default, value=default, selected=True))
+    )
 
 
 def wall(th: Thresholds) -> db.Dashboard:
@@ -158,9 +203,15 @@ def wall(th: Thresholds) -> db.Dashboard:
             "Live demand per BCU against deploy/thresholds.yaml, and London against last year.",
         )
         .with_variable(source_variable("source", "live", "Source"))
-        .with_variable(source_variable("compare_source", "last-year", "Compare with"))
+        .with_variable(_compare_variable())
         .with_panel(_alerts_panel())
+        .with_row(db.Row("Last hour against expected"))
     )
+    for bcu in BCU_CODES:
+        dash = dash.with_panel(_expected_tile(bcu))
+    dash = dash.with_row(db.Row("BCU map"))
+    for panel in wall_maps(th):
+        dash = dash.with_panel(panel)
     tiles = [
         ("RCRP deployment rate, last 24h", _rcrp_tile),
         ("I-grade open list", _open_list_tile),
@@ -171,6 +222,9 @@ def wall(th: Thresholds) -> db.Dashboard:
         dash = dash.with_row(db.Row(title))
         for bcu in BCU_CODES:
             dash = dash.with_panel(tile(bcu, th.for_bcu(bcu)))
+    dash = dash.with_row(db.Row("Incidents in the last hour against the expected band"))
+    for bcu in BCU_CODES:
+        dash = dash.with_panel(_band(bcu))
     dash = dash.with_row(db.Row("London against the same period last year"))
     for panel in _trends(th):
         dash = dash.with_panel(panel)

@@ -5,12 +5,15 @@ exporter's reader (demandmon/exporter/cache.py) re-reads only shards written sin
 hands back the very objects of the last scrape for what did not change. Sample lines are
 rendered again only for figures that are not those objects (``figures.windows`` and the
 rest separately, so a live source whose windows stand still re-renders its few gauges
-alone). ``collect`` serves the registry's own path (tests, ``name[]``); ``exposition`` the
-fast one (demandmon/exporter/exposition.py).
+alone). Expected demand (demandmon/baseline) is read after the figures, at their window
+ends, and its lines are rendered again only when its figures are not the last scrape's.
+``collect`` serves the registry's own path (tests, ``name[]``); ``exposition`` the fast one
+(demandmon/exporter/exposition.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -20,8 +23,16 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from demandmon.baseline.expected import Baseline
+from demandmon.baseline.read import BaselineCache
 from demandmon.exporter.exposition import Exposition, family, render
-from demandmon.exporter.families import HELP, source_samples, state_samples, windows_samples
+from demandmon.exporter.families import (
+    HELP,
+    baseline_samples,
+    source_samples,
+    state_samples,
+    windows_samples,
+)
 from demandmon.state.reader import SourceFigures, StateReader
 
 log = logging.getLogger(__name__)
@@ -30,6 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Scrape:
     figures: list[SourceFigures] = field(default_factory=list)
+    baselines: dict[str, Baseline] = field(default_factory=dict)
     up: bool = False
     duration_s: float = 0.0
 
@@ -54,12 +66,22 @@ class _Rendered:
     figures: SourceFigures
     windows: dict[str, str]
     state: dict[str, str]
+    baseline: Baseline | None
+    expected: dict[str, str]
 
 
 class DemandCollector(Collector):
-    def __init__(self, reader: StateReader, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        reader: StateReader,
+        clock: Callable[[], float] = time.time,
+        expected: BaselineCache | None = None,
+    ) -> None:
+        """``expected``: expected demand's reader (the exporter's always has one; without
+        it, as over a fake reader with no Redis, its families are left out)."""
         self.reader = reader
         self.clock = clock
+        self.expected = expected
         self._lock = threading.Lock()  # one scrape at a time: the reader keeps figures
         self._rendered: dict[str, _Rendered] = {}
         self._exposition = Exposition()
@@ -70,10 +92,11 @@ class DemandCollector(Collector):
             now = self.clock()
             # Live and registered sources only: a deleted one's series vanish at once.
             figures = self.reader.read_sources(self.reader.exported_sources(), now)
+            baselines = self.expected.baselines(figures) if self.expected is not None else {}
         except Exception as exc:
             log.warning("reading Redis failed: %s", type(exc).__name__)
             return Scrape(duration_s=time.perf_counter() - started)
-        return Scrape(figures, True, time.perf_counter() - started)
+        return Scrape(figures, baselines, True, time.perf_counter() - started)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -81,7 +104,9 @@ class DemandCollector(Collector):
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         try:
             for fig in scrape.figures:
-                for sample in source_samples(fig):
+                base = scrape.baselines.get(fig.source)
+                expected = baseline_samples(fig.source, base) if base is not None else ()
+                for sample in itertools.chain(source_samples(fig), expected):
                     metric = families.get(sample.name)
                     if metric is None:
                         metric = families[sample.name] = family(
@@ -101,7 +126,9 @@ class DemandCollector(Collector):
         with self._lock:
             scrape = self._scrape()
             try:
-                lines = [self._lines(fig) for fig in scrape.figures]
+                lines = [
+                    self._lines(fig, scrape.baselines.get(fig.source)) for fig in scrape.figures
+                ]
             except Exception as exc:
                 log.warning("building samples failed: %s", type(exc).__name__)
                 self._rendered.clear()
@@ -109,16 +136,24 @@ class DemandCollector(Collector):
             if scrape.up:
                 for gone in set(self._rendered) - {fig.source for fig in scrape.figures}:
                     del self._rendered[gone]
-        sources = [part for r in lines for part in (r.windows, r.state)]
+        sources = [part for r in lines for part in (r.windows, r.state, r.expected)]
         return self._exposition.body(headers, sources, scrape.own()), content_type
 
-    def _lines(self, fig: SourceFigures) -> _Rendered:
+    def _lines(self, fig: SourceFigures, base: Baseline | None) -> _Rendered:
         done = self._rendered.get(fig.source)
-        if done is not None and done.figures is fig:
+        if done is not None and done.figures is fig and done.baseline is base:
             return done
-        if done is not None and done.figures.windows is fig.windows:
-            windows = done.windows
+        if done is not None and done.baseline is base:
+            expected = done.expected
         else:
-            windows = render(windows_samples(fig))
-        done = self._rendered[fig.source] = _Rendered(fig, windows, render(state_samples(fig)))
+            expected = render(baseline_samples(fig.source, base)) if base is not None else {}
+        if done is not None and done.figures is fig:
+            windows, state = done.windows, done.state
+        else:
+            if done is not None and done.figures.windows is fig.windows:
+                windows = done.windows
+            else:
+                windows = render(windows_samples(fig))
+            state = render(state_samples(fig))
+        done = self._rendered[fig.source] = _Rendered(fig, windows, state, base, expected)
         return done

@@ -1,7 +1,8 @@
 """Figures read from Redis -> Prometheus samples, through the record's one decoder
 (``record.Counts``, ``record.EventCounts``). Pure, so tests compare it directly with
 the oracle. Every allow-listed label combination is emitted, zero included, so series
-never appear and vanish and cardinality is fixed: per source, about 2,400 series."""
+never appear and vanish and cardinality is fixed: per source, about 3,200 series
+(expected demand: 769 of them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from demandmon.baseline.expected import BAND_SIGMAS, SERIES, Baseline, Expectation
 from demandmon.state.reader import SourceFigures
 from demandmon.state.record import CounterName, Counts, EventCounts
 from schemas.vocabulary import (
@@ -22,6 +24,11 @@ from schemas.vocabulary import (
     S_GRADE,
     TARGET_GRADES,
 )
+
+BASELINE_NAMES: Final = ("demand_expected_", "demand_recent_")
+# period label: the 60 minutes up to the window end, the 24 hours after it
+LAST_HOUR: Final = "60m"
+NEXT_DAY: Final = "next_24h"
 
 
 def _minutes(grade: str) -> int:
@@ -86,7 +93,24 @@ HELP: Final[dict[str, tuple[str, str]]] = {
     "demand_events_duplicate": ("Repeated event ids, ignored", "counter"),
     "demand_events_rejected": ("Events sent to the dead-letter topic", "counter"),
     "demand_incidents_orphaned": ("Incidents whose created never arrived", "counter"),
+    # Expected demand (demandmon/baseline): after every other family.
+    "demand_expected_incidents": (
+        "Expected count: mean of the same hours of the week over the previous weeks",
+        "gauge",
+    ),
+    "demand_expected_incidents_lower": (
+        f"Expected count minus {BAND_SIGMAS:g} sigma, floored at 0",
+        "gauge",
+    ),
+    "demand_expected_incidents_upper": (f"Expected count plus {BAND_SIGMAS:g} sigma", "gauge"),
+    "demand_recent_incidents": ("Count in the hour up to the window end", "gauge"),
+    "demand_expected_score": (
+        "Sigmas the last hour is above expected: (recent - expected) / sigma",
+        "gauge",
+    ),
+    "demand_expected_basis": ("Previous weeks the expected counts are the mean of", "gauge"),
 }
+BASELINE_METRICS: Final = frozenset(name for name in HELP if name.startswith(BASELINE_NAMES))
 
 # Counter (record.BUCKET_COUNTERS) -> (metric, scale): kept per BCU, or per BCU and category.
 PER_BCU: Final[dict[CounterName, tuple[str, float]]] = {
@@ -181,3 +205,28 @@ def state_samples(fig: SourceFigures) -> Iterator[Sample]:
         labels = _labels(source=src, reason=reason)
         value = float(events.rejected.get(reason, 0))
         yield Sample("demand_events_rejected", labels, value)
+
+
+def baseline_samples(source: str, base: Baseline) -> Iterator[Sample]:
+    """Expected demand: every (BCU, measure) of ``SERIES``, both periods."""
+    periods: tuple[tuple[str, Expectation], ...] = (
+        (LAST_HOUR, base.last_hour),
+        (NEXT_DAY, base.next_day),
+    )
+    for period, exp in periods:
+        parts = (
+            ("demand_expected_incidents", exp.mean),
+            ("demand_expected_incidents_lower", exp.lower),
+            ("demand_expected_incidents_upper", exp.upper),
+        )
+        for name, values in parts:
+            for (bcu, measure), value in zip(SERIES, values.tolist(), strict=True):
+                labels = _labels(source=source, bcu=bcu, measure=measure, period=period)
+                yield Sample(name, labels, value)
+    for name, values in (
+        ("demand_recent_incidents", base.recent),
+        ("demand_expected_score", base.score),
+    ):
+        for (bcu, measure), value in zip(SERIES, values.tolist(), strict=True):
+            yield Sample(name, _labels(source=source, bcu=bcu, measure=measure), value)
+    yield Sample("demand_expected_basis", _labels(source=source), float(base.weeks))

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from demandmon.arguments import CommandParser
+from demandmon.baseline.read import BaselineCache, HourSums
 from demandmon.clients import ClientSetupError, redis_client, redis_failure
 from demandmon.exporter.cache import CachedStateReader
 from demandmon.exporter.collector import DemandCollector
@@ -91,9 +92,10 @@ def redis_problem(settings: Settings) -> str | None:
 
 def build_collector(settings: Settings) -> DemandCollector:
     """The collector over the exporter's reader, which keeps what has not changed between
-    scrapes (demandmon/exporter/cache.py)."""
+    scrapes (demandmon/exporter/cache.py), and expected demand (demandmon/baseline)."""
     client = redis_client(settings, timeout_s=10)
-    return DemandCollector(CachedStateReader(client, settings.key_prefix))
+    reader = CachedStateReader(client, settings.key_prefix)
+    return DemandCollector(reader, expected=BaselineCache(HourSums(reader)))
 
 
 def build_registry(collector: DemandCollector) -> CollectorRegistry:

@@ -27,7 +27,8 @@ from streams.generate.codes import (
 )
 from streams.generate.curves import BCU_WEIGHTS, NEIGHBOURS, hour_cum_weights
 from streams.generate.lifecycle import ESSENTIAL, EXACT, Ev, Spec, lifecycle
-from streams.generate.profiles import ALL_PROFILES, Profile
+from streams.generate.profiles import ALL_PROFILES, Block, Profile
+from streams.generate.steady import steady_slots
 
 SCHEMA: Final = SCHEMA_ID
 Event = dict[str, object]
@@ -45,9 +46,15 @@ def get_profile(name: str) -> Profile:
         raise ValueError(f"unknown profile {name!r}") from None
 
 
+def _placed(block: Block, prof: Profile) -> bool:
+    return prof.steady and block.bcu is None and block.span is None
+
+
 def _specs(prof: Profile, rng: Random) -> list[Spec]:
     specs: list[Spec] = []
     whole = hour_cum_weights(prof.start, prof.hours)
+    quota = sum(b.incidents for b in prof.blocks if _placed(b, prof))
+    slots = steady_slots(prof.start, prof.hours, quota, rng) if quota else []
     for block in prof.blocks:
         first, last = block.span or (0, prof.hours)
         cum = (
@@ -55,12 +62,17 @@ def _specs(prof: Profile, rng: Random) -> list[Spec]:
             if block.span is None
             else hour_cum_weights(prof.start + first * 3600, last - first)
         )
-        hours = rng.choices(range(first, last), cum_weights=cum, k=block.incidents)
+        cells: list[tuple[int, str]] = []
+        if _placed(block, prof):
+            cells, slots = slots[: block.incidents], slots[block.incidents :]
+            hours = [hour for hour, _ in cells]
+        else:
+            hours = rng.choices(range(first, last), cum_weights=cum, k=block.incidents)
         flags = [True] * block.deployed + [False] * (block.incidents - block.deployed)
         rng.shuffle(flags)
-        for hour, deployed in zip(hours, flags, strict=True):
+        for n, (hour, deployed) in enumerate(zip(hours, flags, strict=True)):
             created = min(prof.start + hour * 3600 + rng.randrange(3600), prof.cutoff)
-            bcu = block.bcu or BCU_PICK(rng)
+            bcu = cells[n][1] if cells else block.bcu or BCU_PICK(rng)
             spec = Spec(block.category, deployed, bcu, created)
             spec.code, spec.caller = pick_code_and_caller(block.category, rng)
             specs.append(spec)
@@ -111,7 +123,7 @@ def _assign_grades(specs: list[Spec], prof: Profile, rng: Random) -> None:
         elif spec.deployed:
             spec.grade = rng.choices("SER", cum_weights=(60, 95, 100))[0]
         else:
-            spec.grade = rng.choices("SER", cum_weights=(15, 60, 100))[0]
+            spec.grade = rng.choices("SER", cum_weights=prof.undeployed_grades)[0]
 
 
 def _assign_open(specs: list[Spec], lives: list[list[Ev]], prof: Profile, rng: Random) -> None:

@@ -29,6 +29,11 @@ def _parser() -> CommandParser:
         prog=PROG,
         description="Write a synthetic CAD event stream (contract v1, JSON Lines; gzip when "
         "FILE ends .gz) built exactly to a profile's totals.",
+        epilog="profiles: met-nov-2022, met-nov-2023 (the RCRP briefing's November totals); "
+        "categories-2022, categories-2023 (its category table, to the unit); sample (~50 "
+        "incidents); breach (fires the RCRP deployment-rate and s136 alerts for SE); surge "
+        "(4 weeks and a day of steady demand, then NE at about 4x its usual demand for the "
+        "last 3 hours: the DemandAboveExpected alert fires for NE and no other BCU).",
     )
     parser.add_argument("--profile", required=True, metavar="NAME", help=" ".join(PROFILES))
     parser.add_argument("--seed", required=True, type=int, metavar="N")

@@ -9,6 +9,9 @@ only decides where and when things happen. The RCRP briefing figures:
   five categories in proportion to the category table (largest remainder).
 * ``categories-2022`` / ``categories-2023``: the category table of the design brief, to
   the unit.
+* ``surge``: four weeks and a day of steady demand, then one BCU (NE) at about four times
+  its usual demand for the last three hours: the expected-demand anomaly alert fires for
+  NE and only for NE.
 * 2023 has exactly ``round(0.814 * N2022)`` I-grade incidents and open incidents at the
   end (18.6% fewer) and 205 fewer s136 detentions than 2022.
 * s136 officer time, against the briefing's "200+ fewer s136 detentions equating to 4,500+
@@ -75,6 +78,11 @@ class Profile:
     igrade_deployed_share: float = 0.92  # of I-grade incidents, the share deployed
     regrade_share: float = 0.08
     reclass_share: float = 0.07
+    # Final grade of incidents never deployed: cumulative weights of S, E, R.
+    undeployed_grades: tuple[int, int, int] = (15, 60, 100)
+    # Blocks with neither bcu nor span placed by quota over hours and BCUs (steady.py),
+    # not drawn at random: demand with no chance anomalies.
+    steady: bool = False
 
     @property
     def end(self) -> int:
@@ -195,6 +203,30 @@ _BREACH_BLOCKS: Final = (
     Block(NOT_RCRP, 100, 45),
 )
 
+# surge: 29 days of steady demand (4 weeks of history for the expected-demand baseline, and
+# a day), Thursday 2 November 2023 20:00 to Friday 1 December 20:00 UTC: after the clock
+# change, so every week's hours line up. RCRP incidents 10% deployed, nothing left open,
+# no s136, every I and S incident attended in time, no undeployed S: no per-BCU alert
+# but the anomaly can fire. In the last SURGE_HOURS hours NE gets SURGE_PER_HOUR extra
+# incidents an hour (its steady demand then is about 2 an hour: about 4x).
+SURGE_BCU: Final = "NE"
+SURGE_HOURS: Final = 3
+SURGE_PER_HOUR: Final = ((NOT_RCRP, 3, 1), (CFS, 2, 0), (MH, 1, 0))
+_SURGE_LENGTH: Final = 29 * 24
+_SURGE_BLOCKS: Final = (
+    Block(CFS, 2240, 224),
+    Block(MH, 1350, 135),
+    Block(VULN, 630, 63),
+    Block(CIIT, 430, 43),
+    Block(WCP, 40, 4),
+    Block(NOT_RCRP, 7310, 2193),
+    *(
+        Block(category, incidents, deployed, bcu=SURGE_BCU, span=(hour, hour + 1))
+        for hour in range(_SURGE_LENGTH - SURGE_HOURS, _SURGE_LENGTH)
+        for category, incidents, deployed in SURGE_PER_HOUR
+    ),
+)
+
 ALL_PROFILES: Final[dict[str, Profile]] = {
     p.name: p
     for p in (
@@ -233,6 +265,21 @@ ALL_PROFILES: Final[dict[str, Profile]] = {
             s136_lead_s=3 * 3600,
             on_time_share=1.0,  # every I incident deployed and attended in 15 min: no
             igrade_deployed_share=1.0,  # attendance alert besides the intended ones
+        ),
+        Profile(
+            name="surge",
+            start=utc("2023-11-02T20:00:00"),
+            hours=_SURGE_LENGTH,
+            tail_s=0,
+            blocks=_SURGE_BLOCKS,
+            igrade=360,
+            s136=0,
+            open_at_end=0,
+            quick_handover_share=0.0,
+            on_time_share=1.0,
+            igrade_deployed_share=1.0,
+            undeployed_grades=(0, 60, 100),
+            steady=True,
         ),
     )
 }

@@ -27,11 +27,13 @@ from demandmon.alerting.alertmanager import render_alertmanager
 from demandmon.alerting.email import email_routing
 from demandmon.alerting.rules import rule_files
 from demandmon.alerting.thresholds import THRESHOLDS_FILE, parse_thresholds
-from demandmon.dashboards.common import panel_queries, variable_defaults
+from demandmon.dashboards import bcu_map
+from demandmon.dashboards.common import panel_queries, panels, variable_defaults
 from demandmon.dashboards.open_list import COLUMNS, infinity_targets
 from demandmon.settings import Settings
 from deploy.stack.procs import free_port
 from deploy.stack.services import reload_prometheus
+from schemas.vocabulary import BCU_CODES
 from streams.generate import generate_events
 from tests.conftest import REPO, Pipeline, Stack
 from tests.helpers import event_messages, produce, prom_query, register_source, wait_for
@@ -39,6 +41,7 @@ from tests.helpers import event_messages, produce, prom_query, register_source, 
 pytestmark = pytest.mark.integration
 
 SOURCE = "breach"
+RATE_MAP = "RCRP deployment rate, last 24h, against target"
 # The per-BCU alerts wait 1-30 min in production before firing; the rules under test are
 # generated from the same thresholds with the waits set to zero.
 FAST = (
@@ -119,6 +122,8 @@ def fast_rules(stack: Stack, tmp_path: Path) -> Iterator[None]:
     rules = tmp_path / "rules"
     rules.mkdir()
     for path, text in rule_files(thresholds).items():
+        (rules / Path(path).name).write_text(text)
+    for path, text in bcu_map.rule_files().items():  # the centres the dashboards' maps join on
         (rules / Path(path).name).write_text(text)
     stack.state.rules_dir = str(rules)
     reload_prometheus(stack.layout, stack.state)
@@ -246,6 +251,14 @@ def test_breach_fires_and_reaches_the_webhook_and_email(
         return [f"{name}: {expr}" for name, expr in queries if not prom_query(prom, expr)]
 
     wait_for(empty, lambda left: not left, 60, "every panel query to return data")
+
+    # The wall's deployment-rate map: a marker at each of the 12 BCU centres, SE (whose
+    # rate alert fired above) marked above its target.
+    wall = json.loads((REPO / "grafana/dashboards/control-room-wall.json").read_text())
+    [rate_map] = [p for p in panels(wall) if p["title"] == RATE_MAP]
+    [expr] = panel_queries({"panels": [rate_map]}, variables)
+    markers = {r["metric"]["bcu"]: float(r["value"][1]) for r in prom_query(prom, expr)}
+    assert sorted(markers) == sorted(BCU_CODES) and markers["SE"] == 1
 
     # The open-incident table's query URL, variables filled in, answers from the exporter
     # with the columns the panel shows.

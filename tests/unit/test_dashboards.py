@@ -21,6 +21,7 @@ from demandmon.alerting.thresholds import (
     parse_thresholds,
 )
 from demandmon.dashboards import dashboard_files, dashboard_models, panel_exprs, panel_queries
+from demandmon.dashboards.bcu_map import BCU_CENTRE
 from demandmon.dashboards.common import DATASOURCE_UID, panels
 from demandmon.dashboards.open_list import INFINITY_TYPE, INFINITY_UID
 from schemas.vocabulary import BCU_CODES
@@ -141,7 +142,7 @@ def test_metric_name_parser() -> None:
 
 
 def test_every_query_reads_known_metrics(models: dict[str, Model]) -> None:
-    known = _documented_metrics() | set(recording_rule_names()) | {"up", "ALERTS"}
+    known = _documented_metrics() | set(recording_rule_names()) | {"up", "ALERTS", BCU_CENTRE}
     for rel, model in models.items():
         for expr in panel_queries(model):
             unknown = metric_names(expr) - known
@@ -166,9 +167,10 @@ def test_panel_queries_expands_variables(models: dict[str, Model]) -> None:
     expanded = panel_queries(wall)
     assert len(expanded) == len(panel_exprs(wall))
     assert not [q for q in expanded if "$" in q]
-    assert 'london:demand_rcrp_incidents:sum24h{source="last-year"}' in expanded
+    last_year = 'sum by (source) (demand_open_incidents{{source="{}",grade="I"}} offset 52w)'
+    assert last_year.format("last-year") in expanded
     chosen = panel_queries(wall, {"source": "nov-2023", "compare_source": "nov-2022"})
-    assert 'london:demand_rcrp_incidents:sum24h{source="nov-2022"}' in chosen
+    assert last_year.format("nov-2022") in chosen
     assert any("[5m]" in q for q in panel_queries(models[PIPELINE]))
 
 
@@ -226,7 +228,7 @@ def test_wall_compares_with_last_year_and_lists_alerts(models: dict[str, Model])
     assert variables["compare_source"]["current"]["value"] == "last-year"
     assert variables["source"]["current"]["value"] == "live"
     exprs = panel_exprs(wall)
-    assert 'london:demand_rcrp_incidents:sum24h{source="$compare_source"}' in exprs
+    assert any('demand_rcrp_incidents{source="$compare_source"' in e for e in exprs)
     assert 'ALERTS{alertstate="firing"}' in exprs
 
 
@@ -234,7 +236,9 @@ def test_bcu_detail_has_a_bcu_variable(models: dict[str, Model]) -> None:
     detail = models[BCU_DETAIL]
     variables = {v["name"]: v for v in detail["templating"]["list"]}
     assert [o["value"] for o in variables["bcu"]["options"]] == list(BCU_CODES)
-    assert all('bcu="$bcu"' in e for e in panel_exprs(detail))
+    # Every query is the selected BCU's, but for the source's weeks of baseline history.
+    source_wide = 'demand_expected_basis{source="$source"}'
+    assert all('bcu="$bcu"' in e for e in panel_exprs(detail) if e != source_wide)
 
 
 def test_rcrp_evaluation_reads_the_whole_stream_of_five_categories(

@@ -42,6 +42,7 @@ PER_BCU = {
     n.ALERT_IGRADE_ATTENDED,
     n.ALERT_SGRADE_ATTENDED,
     n.ALERT_S136_HANDOVER,
+    n.ALERT_ABOVE_EXPECTED,
 }
 
 needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not found")

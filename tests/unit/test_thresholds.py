@@ -48,6 +48,11 @@ def test_committed_thresholds_load() -> None:
     assert th.pipeline.partition_stall_window == "5m"
     assert th.pipeline.dead_letter_lost_window == "15m"
     assert th.pipeline.redis_rewind_window == "1h"
+    above = th.defaults.above_expected  # score 2 = the expected band's upper edge
+    assert (above.min_score, above.min_recent, above.min_weeks) == (2.0, 5, 1)
+    assert th.alerts.above_expected.for_ == "30m"
+    assert th.for_bcu("AW").above_expected.min_score == 3.0
+    assert th.for_bcu("AW").above_expected.min_recent == 5  # the rest from the defaults
 
 
 def test_overrides_are_merged_over_the_defaults() -> None:
@@ -210,6 +215,19 @@ INVALID = [
         _set("runbook_base_url", "docs/runbook.md"),
         "runbook_base_url: must be an http(s) URL without spaces or '#'",
         id="relative-runbook-url",
+    ),
+    pytest.param(
+        _set("defaults.above_expected.min_weeks", 0),
+        "defaults.above_expected.min_weeks: Input should be greater than or equal to 1 (got 0)",
+        id="anomaly-without-history",
+    ),
+    pytest.param(
+        _set("bcu_overrides.AW.above_expected.min_score", 0),
+        "bcu_overrides.AW.above_expected.min_score: Input should be greater than 0 (got 0)",
+        id="anomaly-score-zero",
+    ),
+    pytest.param(
+        _delete("alerts.above_expected"), "alerts.above_expected: missing", id="anomaly-setting"
     ),
     pytest.param(
         _set("defaults.s136_in_custody", {"amber": 9, "red": 6}),
