@@ -49,6 +49,12 @@ def _replay(argv: list[str]) -> int:
     return run(argv)
 
 
+def _backfill(argv: list[str]) -> int:
+    from demandmon.backfill.cli import main as run
+
+    return run(argv)
+
+
 def _evaluate(argv: list[str]) -> int:
     from demandmon.evaluate.cli import main as run
 
@@ -101,6 +107,9 @@ COMMANDS = {
         _generate, "write a synthetic event stream built to the briefing's figures"
     ),
     "replay": Command(_replay, "send an event file to Kafka under a source name"),
+    "backfill": Command(
+        _backfill, "turn an event file into Prometheus history (last year without waiting)"
+    ),
     "evaluate": Command(
         _evaluate, "print a source's figures from Redis, optionally against another"
     ),

@@ -21,6 +21,7 @@ from deploy.stack.web import request
 REPO_DEPLOY = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO_DEPLOY / "prometheus" / "rules"
 ALERTMANAGER_TEMPLATE = REPO_DEPLOY / "alertmanager" / "alertmanager.yml.tmpl"
+RETENTION = "400d"
 
 
 def prometheus_config(state: StackState) -> str:
@@ -129,7 +130,10 @@ def start_prometheus(layout: StackLayout, state: StackState) -> subprocess.Popen
             if state.secure
             else ["--web.enable-lifecycle"]
         ),
-        "--storage.tsdb.retention.time=30d",
+        # Backfilled history (demandmon backfill) lives only within retention, counted
+        # back from the newest block: 400 days keep last year's month for the wall's
+        # `offset 52w` row (docs/runbook.md, "Backfilling last year").
+        f"--storage.tsdb.retention.time={RETENTION}",
     ]
     return spawn(argv, layout.log("prometheus"), layout.dir)
 

@@ -11,9 +11,11 @@ import email
 import email.policy
 import json
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from tests.helpers import event_messages, produce, prom_query, register_source, 
 pytestmark = pytest.mark.integration
 
 SOURCE = "breach"
+LAST_YEAR = "last-year"
 RATE_MAP = "RCRP deployment rate, last 24h, against target"
 # The per-BCU alerts wait 1-30 min in production before firing; the rules under test are
 # generated from the same thresholds with the waits set to zero.
@@ -184,6 +187,20 @@ def _reload_alertmanager(alertmanager: str) -> None:
         assert response.status == 200
 
 
+def _backfill_last_year(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
+    """The same stream as last year's, for the wall's comparison row (offset 52w):
+    backfilled into the stack's Prometheus so that 52 weeks ago falls mid-stream."""
+    times = [
+        datetime.fromisoformat(str(e["occurred_at"]).replace("Z", "+00:00")).timestamp()
+        for e in events
+    ]
+    middle = (min(times) + max(times)) / 2
+    shift = int(time.time() - 52 * 7 * 86400 - middle)
+    path = pipeline.workdir / "last-year.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    pipeline.run("backfill", str(path), "--source", LAST_YEAR, f"--shift={shift}s", "--into-stack")
+
+
 def test_breach_fires_and_reaches_the_webhook_and_email(
     pipeline: Pipeline, fast_rules: None, webhook: Webhook, mailbox: Mailbox
 ) -> None:
@@ -197,6 +214,7 @@ def test_breach_fires_and_reaches_the_webhook_and_email(
     pipeline.start_exporter()
     prom = pipeline.stack.prometheus
     produce(pipeline.stack.kafka, pipeline.topic, event_messages(events), headers)
+    _backfill_last_year(pipeline, events)
     # A live trickle too, so the live panels of the wall have something to show.
     live = generate_events("sample", 2)
     produce(pipeline.stack.kafka, pipeline.topic, event_messages(live))
@@ -240,7 +258,7 @@ def test_breach_fires_and_reaches_the_webhook_and_email(
 
     # Every panel query of every dashboard finds data in the real Prometheus (polled: the
     # worker publishes partition lag on its own timer).
-    variables = {"source": SOURCE, "compare_source": SOURCE, "bcu": "SE"}
+    variables = {"source": SOURCE, "compare_source": LAST_YEAR, "bcu": "SE"}
     queries = [
         (path.name, expr)
         for path in sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -250,7 +268,8 @@ def test_breach_fires_and_reaches_the_webhook_and_email(
     def empty() -> list[str]:
         return [f"{name}: {expr}" for name, expr in queries if not prom_query(prom, expr)]
 
-    wait_for(empty, lambda left: not left, 60, "every panel query to return data")
+    # Prometheus loads backfilled blocks on its once-a-minute reload.
+    wait_for(empty, lambda left: not left, 150, "every panel query to return data")
 
     # The wall's deployment-rate map: a marker at each of the 12 BCU centres, SE (whose
     # rate alert fired above) marked above its target.

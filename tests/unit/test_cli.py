@@ -97,7 +97,7 @@ def test_unknown_command(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "demandmon: unknown command 'frobnicate' (commands: stack topics worker exporter "
-        "generate replay evaluate open config demo sources secrets)"
+        "generate replay backfill evaluate open config demo sources secrets)"
     )
 
 
