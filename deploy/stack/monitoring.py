@@ -21,7 +21,8 @@ from deploy.stack.web import request
 REPO_DEPLOY = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO_DEPLOY / "prometheus" / "rules"
 ALERTMANAGER_TEMPLATE = REPO_DEPLOY / "alertmanager" / "alertmanager.yml.tmpl"
-RETENTION = "400d"
+RETENTION = "3650d"  # by time; RETENTION_SIZE bounds the disk
+RETENTION_SIZE = "4GB"
 
 
 def prometheus_config(state: StackState) -> str:
@@ -131,9 +132,11 @@ def start_prometheus(layout: StackLayout, state: StackState) -> subprocess.Popen
             else ["--web.enable-lifecycle"]
         ),
         # Backfilled history (demandmon backfill) lives only within retention, counted
-        # back from the newest block: 400 days keep last year's month for the wall's
-        # `offset 52w` row (docs/runbook.md, "Backfilling last year").
+        # back from the newest block: ten years keep any backfilled November for the
+        # wall's `offset 52w` row and for comparing years; size bounds the disk instead
+        # (docs/runbook.md, "Backfilling last year").
         f"--storage.tsdb.retention.time={RETENTION}",
+        f"--storage.tsdb.retention.size={RETENTION_SIZE}",
     ]
     return spawn(argv, layout.log("prometheus"), layout.dir)
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +32,9 @@ from demandmon.dashboards.common import panel_queries, panels, variable_defaults
 from demandmon.dashboards.open_list import COLUMNS, infinity_targets
 from demandmon.settings import Settings
 from deploy.stack.procs import free_port
-from deploy.stack.services import reload_prometheus
 from schemas.vocabulary import BCU_CODES
 from streams.generate import generate_events
+from tests.alerting_stack import Webhook, alertmanager_routing, listening, rules_loaded
 from tests.conftest import REPO, Pipeline, Stack
 from tests.helpers import event_messages, produce, prom_query, register_source, wait_for
 
@@ -86,32 +84,6 @@ class Mailbox:
         return out
 
 
-class Webhook:
-    def __init__(self, port: int) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.alerts.extend(json.loads(body).get("alerts", []))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def firing(self) -> set[tuple[str, str, str]]:
-        return {
-            (a["labels"]["alertname"], a["labels"].get("source", ""), a["labels"].get("bcu", ""))
-            for a in self.alerts
-            if a.get("status") == "firing"
-        }
-
-
 @pytest.fixture
 def fast_rules(stack: Stack, tmp_path: Path) -> Iterator[None]:
     doc = yaml.safe_load((REPO / THRESHOLDS_FILE).read_text())
@@ -122,29 +94,16 @@ def fast_rules(stack: Stack, tmp_path: Path) -> Iterator[None]:
     # The breach's 95-minute handover is 1 h 37 min before the stream's last event.
     doc["defaults"]["s136_handover_over_60_minutes"]["within_seconds"] = 7200
     thresholds = parse_thresholds(yaml.safe_dump(doc))
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    for path, text in rule_files(thresholds).items():
-        (rules / Path(path).name).write_text(text)
-    for path, text in bcu_map.rule_files().items():  # the centres the dashboards' maps join on
-        (rules / Path(path).name).write_text(text)
-    stack.state.rules_dir = str(rules)
-    reload_prometheus(stack.layout, stack.state)
-    try:
+    # The centres the dashboards' maps join on, too.
+    files = {**rule_files(thresholds), **bcu_map.rule_files()}
+    with rules_loaded(stack, tmp_path / "rules", files):
         yield
-    finally:
-        stack.state.rules_dir = ""
-        reload_prometheus(stack.layout, stack.state)
 
 
 @pytest.fixture
 def webhook(stack: Stack) -> Iterator[Webhook]:
-    hook = Webhook(stack.webhook_port)
-    try:
+    with listening(stack) as hook:
         yield hook
-    finally:
-        hook.server.shutdown()
-        hook.server.server_close()
 
 
 GENERAL = "duty-inspector@force.example"
@@ -167,24 +126,11 @@ def mailbox(stack: Stack) -> Iterator[Mailbox]:
     doc = yaml.safe_load(
         render_alertmanager(stack.state.webhook_url, email=email_routing(settings))
     )
-    for route in [doc["route"], *doc["route"]["routes"]]:
-        route["group_wait"] = "1s"
-    conf = stack.layout.conf("alertmanager.yml")
-    original = conf.read_text()
-    conf.write_text(yaml.safe_dump(doc))
-    _reload_alertmanager(stack.alertmanager)
-    try:
-        yield box
-    finally:
-        conf.write_text(original)
-        _reload_alertmanager(stack.alertmanager)
-        box.controller.stop()
-
-
-def _reload_alertmanager(alertmanager: str) -> None:
-    request = urllib.request.Request(f"{alertmanager}/-/reload", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    with alertmanager_routing(stack, doc):
+        try:
+            yield box
+        finally:
+            box.controller.stop()
 
 
 def _backfill_last_year(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:

@@ -10,7 +10,6 @@ and the exporter's figures for the alert's measure are compared with the same re
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from demandmon.alerting import names as n
 from demandmon.alerting.alertmanager import render_alertmanager
 from demandmon.alerting.rules import rule_files
 from demandmon.alerting.thresholds import THRESHOLDS_FILE, parse_thresholds
-from deploy.stack.services import reload_prometheus
 from streams.generate import generate_events
 from streams.generate.profiles import SURGE_BCU
+from tests.alerting_stack import Webhook, alertmanager_routing, listening, rules_loaded
 from tests.conftest import REPO, Pipeline, Stack
 from tests.expected_recount import LastHour, last_hour_by_bcu
 from tests.helpers import (
@@ -36,7 +35,6 @@ from tests.helpers import (
     scrape,
     wait_for,
 )
-from tests.integration.test_alerting_e2e import Webhook
 
 pytestmark = pytest.mark.integration
 
@@ -61,44 +59,17 @@ def surge_rules(stack: Stack, tmp_path: Path) -> Iterator[None]:
         doc["alerts"][name]["for"] = "0s"
     doc["alerts"]["above_expected"]["for"] = ANOMALY_FOR
     doc["sources"]["alerts"] = f"live|{SOURCE}"  # a replay alerts only when opted in
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    for path, text in rule_files(parse_thresholds(yaml.safe_dump(doc))).items():
-        (rules / Path(path).name).write_text(text)
-    stack.state.rules_dir = str(rules)
-    reload_prometheus(stack.layout, stack.state)
-    try:
+    with rules_loaded(stack, tmp_path / "rules", rule_files(parse_thresholds(yaml.safe_dump(doc)))):
         yield
-    finally:
-        stack.state.rules_dir = ""
-        reload_prometheus(stack.layout, stack.state)
 
 
 @pytest.fixture
 def webhook(stack: Stack) -> Iterator[Webhook]:
     """The webhook the stack's Alertmanager posts to, with the generated routing but
     groups sent after 1 s instead of a warning's 30 s."""
-    hook = Webhook(stack.webhook_port)
     doc = yaml.safe_load(render_alertmanager(stack.state.webhook_url))
-    for route in [doc["route"], *doc["route"]["routes"]]:
-        route["group_wait"] = "1s"
-    conf = stack.layout.conf("alertmanager.yml")
-    original = conf.read_text()
-    conf.write_text(yaml.safe_dump(doc))
-    _reload_alertmanager(stack.alertmanager)
-    try:
+    with listening(stack) as hook, alertmanager_routing(stack, doc):
         yield hook
-    finally:
-        conf.write_text(original)
-        _reload_alertmanager(stack.alertmanager)
-        hook.server.shutdown()
-        hook.server.server_close()
-
-
-def _reload_alertmanager(alertmanager: str) -> None:
-    request = urllib.request.Request(f"{alertmanager}/-/reload", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 def _figures(last: LastHour) -> dict[str, float]:

@@ -29,6 +29,7 @@ from demandmon.clients import SyncRedis
 from streams.generate import generate_stream
 from tests.conftest import Pipeline
 from tests.helpers import (
+    WALL_CLOCK_METRICS,
     SampleKey,
     figures_diff,
     key_for_partition,
@@ -65,11 +66,7 @@ CONTRACT_FIELDS = frozenset(
     }
 )  # summary is a contract field too, but never copied to a dead letter
 # Samples that the oracle does not recount (wall clock) or that are checked on their own.
-NOT_RECOUNTED = {
-    "demand_stream_window_end_timestamp_seconds",
-    "demand_stream_last_processed_timestamp_seconds",
-    "demand_events_rejected_total",
-}
+NOT_RECOUNTED = {*WALL_CLOCK_METRICS, "demand_events_rejected_total"}
 
 
 def created(incident: str, event_id: str, at: str, **extra: Any) -> dict[str, Any]:
