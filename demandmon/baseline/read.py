@@ -4,7 +4,9 @@ Per shard, one hour_sums.lua call sums the groups of hour buckets asked for (one
 tag per call, so it runs on a Redis Cluster too); the shards' sums are added up here and
 decoded through ``record.Counts``. A source needs, at its window end: the current hour
 and the one before (this week), and per past week the same hour, the one before, the 23
-after and the 24th after: 4 x 26 + 2 hour buckets.
+after and the 24th after: 4 x 26 + 2 hour buckets. The exporter's reader has just read this
+week's two with the windows and hands them over (``HourSums``' ``known``), so they cost no
+read of their own.
 
 What is kept between scrapes (``BaselineCache``), per source:
 
@@ -22,13 +24,14 @@ A failed read keeps nothing of what it read.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import orjson
+from numpy.typing import NDArray
 
 from demandmon.baseline.expected import (
     NEXT_HOURS,
@@ -62,6 +65,8 @@ FIELDS: Final[tuple[str, ...]] = tuple(
     )
 )
 Groups = list[list[int]]  # groups of hour bucket starts, each summed into one figure
+# A source -> hour buckets' counters (by hour start) already read, summed across shards.
+KnownHours = Callable[[str], Mapping[int, Mapping[str, int]]]
 
 
 def past_groups(end_s: float) -> Groups:
@@ -87,31 +92,47 @@ def past_hours(sums: Sequence[Vector]) -> PastHours:
     return PastHours(prev=rows[:, 0], cur=rows[:, 1], next23=rows[:, 2], hour24=rows[:, 3])
 
 
-class HourSums:
-    """Sums of groups of hour buckets per source, across its shards, in one round trip."""
+def _series(row: NDArray[np.int64]) -> Vector:
+    """One group's sums of ``FIELDS`` as its series."""
+    return series_of(Counts(dict(zip(FIELDS, map(int, row), strict=True))))
 
-    def __init__(self, reader: StateReader) -> None:
+
+class HourSums:
+    """Sums of groups of hour buckets per source, across its shards, in one round trip;
+    a group of one hour that ``known(source)`` holds (the exporter's reader has just read
+    the hour of the window end and the one before) is taken from there."""
+
+    def __init__(self, reader: StateReader, known: KnownHours | None = None) -> None:
         self.reader = reader
+        self.known = known
         self.script = reader.client.register_script(HOUR_SUMS_LUA)
 
     def read(self, wanted: Mapping[str, Groups]) -> dict[str, list[Vector]]:
         """Per source, one vector per group asked for (its series, ``series_of``)."""
-        sources = list(wanted)
-        parts = self.reader.partitions_of(sources)
+        out: dict[str, list[Vector | None]] = {
+            s: [self._known(s, group) for group in groups] for s, groups in wanted.items()
+        }
+        asked = {s: [g for g, v in zip(wanted[s], out[s], strict=True) if v is None] for s in out}
+        sources = [s for s in asked if asked[s]]
+        parts = self.reader.partitions_of(sources) if sources else {}
         calls: list[Call] = []
         for source in sources:
-            arg = json.dumps({"fields": FIELDS, "groups": wanted[source]}, separators=(",", ":"))
+            arg = orjson.dumps({"fields": FIELDS, "groups": asked[source]}).decode()
             calls += [([keys.shard(self.reader.prefix, source, p)], [arg]) for p in parts[source]]
         replies = iter(run_sync(self.reader.client, self.script, calls) if calls else [])
-        out: dict[str, list[Vector]] = {}
         for source in sources:
-            totals = np.zeros((len(wanted[source]), len(FIELDS)), dtype=np.int64)
+            totals = np.zeros((len(asked[source]), len(FIELDS)), dtype=np.int64)
             for _ in parts[source]:
-                totals += np.array(json.loads(next(replies)), dtype=np.int64)
-            out[source] = [
-                series_of(Counts(dict(zip(FIELDS, map(int, row), strict=True)))) for row in totals
-            ]
-        return out
+                totals += np.array(orjson.loads(next(replies)), dtype=np.int64)
+            read = iter(totals)
+            out[source] = [v if v is not None else _series(next(read)) for v in out[source]]
+        return {s: [v for v in vectors if v is not None] for s, vectors in out.items()}
+
+    def _known(self, source: str, group: list[int]) -> Vector | None:
+        if self.known is None or len(group) != 1:
+            return None
+        counts = self.known(source).get(group[0])
+        return None if counts is None else series_of(Counts(counts))
 
 
 @dataclass(frozen=True)

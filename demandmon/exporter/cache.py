@@ -3,6 +3,11 @@
 A scrape reads every exported source, in one round trip per step for all of them: the
 sources, their shards, every shard's probe (``reader.ShardProbe``: its meta hash and how
 many incidents it keeps), then read.lua for just the parts of the shards that changed.
+read.lua answers each segment's sums (``by_segment``), which are added up into the nested
+windows here, as vectors of the exported fields (demandmon/exporter/vectors.py); each reply
+is decoded, and a source's figures added up, as soon as it arrives, while Redis runs the
+next scripts (demandmon/exporter/replies.py). Besides the windows, the hour of the window
+end and the hour before are kept (``hour_counts``): expected demand needs no read of them.
 
 The invalidation rule, per shard (one source, one partition):
 
@@ -26,11 +31,16 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import orjson
+
 from demandmon.clients import SyncRedis
+from demandmon.exporter.replies import each_reply
+from demandmon.exporter.vectors import BUCKETS, GAUGES, Vector
 from demandmon.state import keys
 from demandmon.state.reader import (
     ShardProbe,
@@ -41,47 +51,16 @@ from demandmon.state.reader import (
     add_past,
     read_request,
     window_end,
+    window_plan,
 )
-from demandmon.state.record import BUCKET_COUNTERS, GAUGES, Code, counter_field
-from demandmon.state.windows import WINDOWS, hour_bucket
-from schemas.vocabulary import BCU_CODES, CATEGORIES, GRADES_WITH_UNKNOWN, TARGET_GRADES
+from demandmon.state.windows import HOUR, WINDOWS, hour_bucket
 
 TOTALS = "all"  # the window of everything kept (read.lua's ``all``)
-_DOMAINS: dict[str, tuple[str, ...]] = {
-    "bcu": BCU_CODES,
-    "category": CATEGORIES,
-    "grade": GRADES_WITH_UNKNOWN,
-}
-assert set(TARGET_GRADES) <= set(GRADES_WITH_UNKNOWN)
-
-
-def _fields(codes: Iterable[Code]) -> tuple[str, ...]:
-    return tuple(
-        counter_field(code.name, *labels)
-        for code in codes
-        for labels in itertools.product(*(_DOMAINS[label] for label in code.labels))
-    )
-
-
-# Every counter field that can become a sample, in a fixed order: a shard's figures are
-# kept as a list of numbers in this order (a field outside the vocabulary is never
-# exported, so not kept), and a source's are their column sums.
-BUCKET_FIELDS = _fields(BUCKET_COUNTERS)
-GAUGE_FIELDS = _fields(GAUGES)
 _versions = itertools.count()
-
-
-def _vector(raw: Mapping[str, Any], fields: Sequence[str]) -> list[int]:
-    """``raw`` (read.lua's numbers, or digit strings from 10^14 on) in ``fields``' order."""
-    out = [raw.get(f, 0) for f in fields]
-    if set(map(type, out)) - {int}:
-        out = [int(n) for n in out]
-    return out
-
-
-def _counter(fields: Sequence[str], vectors: Sequence[list[int]]) -> Counter[str]:
-    sums = [sum(column) for column in zip(*vectors, strict=True)] if vectors else []
-    return Counter({f: n for f, n in zip(fields, sums, strict=False) if n})
+# Read besides the windows: the hour holding the window end, and it with the hour before,
+# which expected demand needs (``hour_counts``).
+THIS_HOUR, TWO_HOURS = "this hour", "two hours"
+_HOURS = {THIS_HOUR: 1, TWO_HOURS: 2}
 
 
 @dataclass(frozen=True)
@@ -90,11 +69,11 @@ class _Shard:
 
     key: tuple[Any, ...]  # ShardProbe.key
     probe: ShardProbe
-    totals: list[int]
-    gauges: list[int]
+    totals: Vector
+    gauges: Vector
     oldest: dict[str, Any]
     hour: int
-    windows: dict[str, list[int]]
+    windows: dict[str, Vector]
     windows_version: int
     past_end: float
     past: dict[str, Any]
@@ -107,6 +86,7 @@ class _Source:
     windows: dict[str, Counter[str]]
     state_key: tuple[Any, ...]
     figures: SourceFigures
+    hours: dict[int, Counter[str]]  # hour start -> its bucket counters, summed
 
 
 @dataclass
@@ -138,11 +118,22 @@ class CachedStateReader(StateReader):
     ) -> None:
         super().__init__(client, prefix)
         self.windows = dict(windows)
+        # Which segments each window adds up: the same wherever the windows end.
+        self._asked = {**self.windows, **_HOURS}
+        self._nesting = window_plan(0.0, self._asked)["windows"]
         self.shards: dict[tuple[str, int], _Shard] = {}
         self.by_source: dict[str, _Source] = {}
         self.shard_reads = 0  # shards read (in part or whole), for tests and the bench
 
-    def read_sources(self, sources: Sequence[str], now_s: float) -> list[SourceFigures]:
+    def read_sources(
+        self,
+        sources: Sequence[str],
+        now_s: float,
+        ready: Callable[[SourceFigures], None] | None = None,
+    ) -> list[SourceFigures]:
+        """Each source's figures at ``now_s`` (the rule is the module's docstring);
+        ``ready(figures)`` for each source read again, as soon as its last shard is in,
+        while Redis reads the next ones (they are kept only if the whole read succeeds)."""
         parts = self.partitions_of(sources)
         shards = [(s, p) for s in sources for p in parts[s]]
         probes = dict(
@@ -163,39 +154,78 @@ class CachedStateReader(StateReader):
                     if not (job.windows or job.past):
                         continue
                 pending.append(job)
+        requests: dict[tuple[Any, ...], str] = {}  # a source's shards mostly ask alike
         calls = [
-            (keys.shard(self.prefix, j.source, j.partition), self._request(j)) for j in pending
+            (keys.shard(self.prefix, j.source, j.partition), self._request(j, requests))
+            for j in pending
         ]
-        for job, reply in zip(pending, self.read_shards(calls), strict=True):
+        # Each reply is decoded, and a source's figures added up once its last shard is
+        # in, while Redis runs the next scripts; kept only once everything is read.
+        read: dict[tuple[str, int], _Shard] = {}
+        done: dict[str, _Source] = {}
+        last = {job.source: i for i, job in enumerate(pending)}
+
+        def arrived(i: int, reply: dict[str, Any]) -> None:
+            job = pending[i]
             job.reply = reply
+            read[job.source, job.partition] = self._entry(job)
+            if last[job.source] == i:
+                source = job.source
+                done[source] = self._figures(source, parts[source], ends[source], read)
+                if ready is not None:
+                    ready(done[source].figures)
+
+        if calls:
+            self.read_each(calls, arrived)
+        for s in sources:
+            if s not in done:
+                done[s] = self._figures(s, parts[s], ends[s], read)
         # Everything read: only now is anything kept.
         self.shard_reads += len(pending)
-        for job in pending:
-            self.shards[job.source, job.partition] = self._entry(job)
+        self.shards.update(read)
         for shard in set(self.shards) - set(shards):
             del self.shards[shard]
-        for source in set(self.by_source) - set(sources):
-            del self.by_source[source]
-        return [self._figures(s, parts[s], ends[s]) for s in sources]
+        self.by_source = done
+        return [done[s].figures for s in sources]
 
-    def _request(self, job: _Pending) -> str:
+    def hour_counts(self, source: str) -> dict[int, Counter[str]]:
+        """The bucket counters of the hour holding ``source``'s window end and of the hour
+        before, summed across its shards, as its last figures were read (none if it has no
+        shard): expected demand takes them from here (demandmon/baseline/read.py)."""
+        kept = self.by_source.get(source)
+        return kept.hours if kept is not None else {}
+
+    def read_each(
+        self, calls: Sequence[tuple[str, str]], handle: Callable[[int, dict[str, Any]], None]
+    ) -> None:
+        """``read_shards``, each reply decoded and handed to ``handle(i, reply)`` as soon
+        as it is read (demandmon/exporter/replies.py)."""
+        scripted = [([base], [arg]) for base, arg in calls]
+        each_reply(self.client, self.script, scripted, lambda i, raw: handle(i, orjson.loads(raw)))
+
+    def _request(self, job: _Pending, made: dict[tuple[Any, ...], str]) -> str:
         fresh = job.fresh
-        return read_request(
+        asked = (job.end, job.windows, job.past, fresh)
+        if asked in made:
+            return made[asked]
+        made[asked] = read_request(
             windows_end_s=job.end if job.windows else None,
-            windows=self.windows,
+            windows=self._asked,
             totals=fresh,
             gauges=fresh,
             past_end_s=job.end if job.past else None,
             oldest=fresh,
+            by_segment=True,
         )
+        return made[asked]
 
     def _entry(self, job: _Pending) -> _Shard:
         doc = job.reply
-        windows = (
-            {name: _vector(doc["windows"][name], BUCKET_FIELDS) for name in self.windows}
-            if job.windows
-            else None
-        )
+        windows = None
+        if job.windows:  # read.lua's segment sums, added up into the windows (they nest)
+            segments = [BUCKETS.vector(raw) for raw in doc.get("segments") or ()]
+            running = np.cumsum(segments, axis=0) if segments else ()
+            windows = {str(name): running[int(n) - 1] for name, n in self._nesting}
         past = doc["past"] if job.past else None
         if job.fresh or job.old is None:
             assert windows is not None and past is not None
@@ -203,8 +233,8 @@ class CachedStateReader(StateReader):
             return _Shard(
                 key=job.probe.key,
                 probe=job.probe,
-                totals=_vector(doc["windows"][TOTALS], BUCKET_FIELDS),
-                gauges=_vector(doc["now"], GAUGE_FIELDS),
+                totals=BUCKETS.vector(doc["windows"][TOTALS]),
+                gauges=GAUGES.vector(doc["now"]),
                 oldest=doc["oldest"],
                 hour=job.hour,
                 windows=windows,
@@ -220,24 +250,37 @@ class CachedStateReader(StateReader):
             old = replace(old, past_end=job.end, past=past, state_version=next(_versions))
         return old
 
-    def _figures(self, source: str, partitions: Sequence[int], end: float) -> SourceFigures:
-        entries = [self.shards[source, p] for p in partitions]
+    def _figures(
+        self,
+        source: str,
+        partitions: Sequence[int],
+        end: float,
+        read: Mapping[tuple[str, int], _Shard],
+    ) -> _Source:
+        """The source's figures over its shards (``read`` this scrape, else those kept),
+        the last scrape's very objects when nothing changed; nothing is kept here."""
+        entries = [read.get((source, p)) or self.shards[source, p] for p in partitions]
         cached = self.by_source.get(source)
         windows_key = tuple(e.windows_version for e in entries)
         state_key = (*(e.state_version for e in entries), *(e.key for e in entries), end)
         unchanged = cached is not None and cached.windows_key == windows_key
         if cached is not None and unchanged and cached.state_key == state_key:
-            return cached.figures
+            return cached
+        hours: dict[int, Counter[str]] = {}
         if cached is not None and unchanged:
-            windows = cached.windows
+            windows, hours = cached.windows, cached.hours
         elif not entries:  # no shard yet: no window at all, as a fresh read
             windows = {}
         else:
             windows = {
-                name: _counter(BUCKET_FIELDS, [e.windows[name] for e in entries])
-                for name in self.windows
+                name: BUCKETS.counter([e.windows[name] for e in entries]) for name in self.windows
             }
-            windows[TOTALS] = _counter(BUCKET_FIELDS, [e.totals for e in entries])
+            windows[TOTALS] = BUCKETS.counter([e.totals for e in entries])
+            # Every entry's windows were read at this hour (the hour moving reads them).
+            this = np.sum([e.windows[THIS_HOUR] for e in entries], axis=0)
+            two = np.sum([e.windows[TWO_HOURS] for e in entries], axis=0)
+            hour = hour_bucket(end)
+            hours = {hour: BUCKETS.counter([this]), hour - HOUR: BUCKETS.counter([two - this])}
         marks = [m for e in entries if (m := e.probe.watermark_ms) is not None]
         writes = [w for e in entries if (w := e.probe.last_write_ms) is not None]
         figures = SourceFigures(
@@ -246,11 +289,10 @@ class CachedStateReader(StateReader):
             window_end_s=end,
             last_processed_s=max(writes) / 1000 if writes else None,
             windows=windows,
-            now=_counter(GAUGE_FIELDS, [e.gauges for e in entries]),
+            now=GAUGES.counter([e.gauges for e in entries]),
         )
         for e in entries:
             add_meta(figures, e.probe.meta)
             add_past(figures, e.past)
             add_oldest(figures, e.oldest)
-        self.by_source[source] = _Source(windows_key, windows, state_key, figures)
-        return figures
+        return _Source(windows_key, windows, state_key, figures, hours)

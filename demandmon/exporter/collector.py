@@ -5,8 +5,10 @@ exporter's reader (demandmon/exporter/cache.py) re-reads only shards written sin
 hands back the very objects of the last scrape for what did not change. Sample lines are
 rendered again only for figures that are not those objects (``figures.windows`` and the
 rest separately, so a live source whose windows stand still re-renders its few gauges
-alone). Expected demand (demandmon/baseline) is read after the figures, at their window
-ends, and its lines are rendered again only when its figures are not the last scrape's.
+alone); a source read again has its lines rendered as soon as the reader has its figures,
+while Redis still reads the next sources. Expected demand (demandmon/baseline) is worked
+out after the figures, at their window ends (its current hours from the reader's own
+read), and its lines are rendered again only when its figures are not the last scrape's.
 ``collect`` serves the registry's own path (tests, ``name[]``); ``exposition`` the fast one
 (demandmon/exporter/exposition.py).
 """
@@ -25,14 +27,10 @@ from prometheus_client.registry import Collector
 
 from demandmon.baseline.expected import Baseline
 from demandmon.baseline.read import BaselineCache
+from demandmon.exporter.cache import CachedStateReader
 from demandmon.exporter.exposition import Exposition, family, render
-from demandmon.exporter.families import (
-    HELP,
-    baseline_samples,
-    source_samples,
-    state_samples,
-    windows_samples,
-)
+from demandmon.exporter.families import HELP, baseline_samples, source_samples, state_samples
+from demandmon.exporter.lines import Lines
 from demandmon.state.reader import SourceFigures, StateReader
 
 log = logging.getLogger(__name__)
@@ -85,13 +83,22 @@ class DemandCollector(Collector):
         self._lock = threading.Lock()  # one scrape at a time: the reader keeps figures
         self._rendered: dict[str, _Rendered] = {}
         self._exposition = Exposition()
+        self._layouts = Lines()
+        self._early: dict[str, tuple[SourceFigures, dict[str, str], dict[str, str]]] = {}
 
-    def _scrape(self) -> Scrape:
+    def _scrape(self, early: bool = False) -> Scrape:
+        """``early``: render each source's figure lines as the exporter's reader has them,
+        while Redis still reads the next sources (``_early``)."""
         started = time.perf_counter()
+        self._early.clear()
         try:
             now = self.clock()
             # Live and registered sources only: a deleted one's series vanish at once.
-            figures = self.reader.read_sources(self.reader.exported_sources(), now)
+            sources = self.reader.exported_sources()
+            if early and isinstance(self.reader, CachedStateReader):
+                figures = self.reader.read_sources(sources, now, ready=self._render_early)
+            else:
+                figures = self.reader.read_sources(sources, now)
             baselines = self.expected.baselines(figures) if self.expected is not None else {}
         except Exception as exc:
             log.warning("reading Redis failed: %s", type(exc).__name__)
@@ -124,7 +131,7 @@ class DemandCollector(Collector):
         """The whole /metrics body in the format ``accept`` asks for, and its type."""
         headers, content_type = self._exposition.negotiate(accept)
         with self._lock:
-            scrape = self._scrape()
+            scrape = self._scrape(early=True)
             try:
                 lines = [
                     self._lines(fig, scrape.baselines.get(fig.source)) for fig in scrape.figures
@@ -134,8 +141,10 @@ class DemandCollector(Collector):
                 self._rendered.clear()
                 lines, scrape.up = [], False
             if scrape.up:
-                for gone in set(self._rendered) - {fig.source for fig in scrape.figures}:
-                    del self._rendered[gone]
+                gone = set(self._rendered) - {fig.source for fig in scrape.figures}
+                for source in gone:
+                    del self._rendered[source]
+                self._layouts.forget(gone)
         sources = [part for r in lines for part in (r.windows, r.state, r.expected)]
         return self._exposition.body(headers, sources, scrape.own()), content_type
 
@@ -146,14 +155,28 @@ class DemandCollector(Collector):
         if done is not None and done.baseline is base:
             expected = done.expected
         else:
-            expected = render(baseline_samples(fig.source, base)) if base is not None else {}
+            expected = self._layouts.expected(fig.source, base) if base is not None else {}
+        early = self._early.pop(fig.source, None)
         if done is not None and done.figures is fig:
             windows, state = done.windows, done.state
+        elif early is not None and early[0] is fig:
+            windows, state = early[1], early[2]
         else:
-            if done is not None and done.figures.windows is fig.windows:
-                windows = done.windows
-            else:
-                windows = render(windows_samples(fig))
-            state = render(state_samples(fig))
+            windows, state = self._figure_lines(fig, done)
         done = self._rendered[fig.source] = _Rendered(fig, windows, state, base, expected)
         return done
+
+    def _figure_lines(
+        self, fig: SourceFigures, done: _Rendered | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The window lines (the last scrape's when its windows are these) and the rest."""
+        if done is not None and done.figures.windows is fig.windows:
+            windows = done.windows
+        else:
+            windows = self._layouts.windows(fig)
+        return windows, render(state_samples(fig))
+
+    def _render_early(self, fig: SourceFigures) -> None:
+        done = self._rendered.get(fig.source)
+        if done is None or done.figures is not fig:
+            self._early[fig.source] = (fig, *self._figure_lines(fig, done))

@@ -2,12 +2,15 @@
 
 prometheus_client formats each sample each time (about 8 µs a sample: 0.3 s for 20
 sources) and gzips at level 9 (0.1 s for 3.4 MB). Here each source's sample lines are
-rendered once per change of its figures (demandmon/exporter/collector.py keeps them) and a
-scrape joins them under each metric's HELP and TYPE lines. Those headers, the exporter's own
-two gauges and the end of the body are written by prometheus_client's encoder for the
-negotiated format, so text 0.0.4 and OpenMetrics come out byte for byte as its
-``generate_latest`` would write them (tests/unit/test_exposition.py); the sample lines are
-the same in both formats for these names and labels. gzip at level 1 when asked for.
+rendered once per change of its figures (demandmon/exporter/collector.py keeps them; the
+windows' and expected demand's from per-source layouts, demandmon/exporter/lines.py, the
+rest through ``render``, which keeps each line's text up to its value and the texts of
+values already seen) and a scrape joins them under each metric's HELP and TYPE lines.
+Those headers, the exporter's own two gauges and the end of the body are written by
+prometheus_client's encoder for the negotiated format, so text 0.0.4 and OpenMetrics come
+out byte for byte as its ``generate_latest`` would write them
+(tests/unit/test_exposition.py); the sample lines are the same in both formats for these
+names and labels. gzip at level 1 when asked for.
 Anything but a plain GET (OPTIONS, ``name[]``) is served by prometheus_client itself.
 """
 
@@ -29,6 +32,7 @@ Encoder = Callable[[Collector], bytes]
 SampleLines = Mapping[str, str]  # metric -> its sample lines, each ending in "\n"
 GZIP_LEVEL = 1
 MAX_FORMATS = 8  # negotiated formats whose headers are kept
+MAX_KEPT = 1 << 17  # value texts and line prefixes remembered, at most
 
 
 def exposed_name(name: str) -> str:
@@ -43,14 +47,50 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+class GoStrings(dict[float, str]):
+    """``floatToGoString``, remembered (most figures are small whole numbers). Zero is
+    kept as "0.0", which -0.0 (the same key) would wrongly find: callers pass no -0.0
+    (``render`` formats both zeros afresh; demandmon/exporter/lines.py checks)."""
+
+    def __init__(self) -> None:
+        super().__init__({0.0: "0.0"})
+
+    def __missing__(self, value: float) -> str:
+        text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+        if value == value and value != 0:  # NaN never matches; zero is kept already
+            if len(self) >= MAX_KEPT:
+                self.clear()
+                self[0.0] = "0.0"
+            self[value] = text
+        return text
+
+
+GO = GoStrings()
+_PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+
+def line_prefix(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """A sample line up to its value, as prometheus_client writes it (labels sorted by
+    name, escaped), ending in the space before the value."""
+    text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels))
+    return f"{_EXPOSED[name]}{{{text}}} "
+
+
+def _kept_prefix(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    prefix = _PREFIXES.get((name, labels))
+    if prefix is None:
+        if len(_PREFIXES) >= MAX_KEPT:  # sources come and go: stay bounded
+            _PREFIXES.clear()
+        prefix = _PREFIXES[name, labels] = line_prefix(name, labels)
+    return prefix
+
+
 def render(samples: Iterable[Sample]) -> dict[str, str]:
     """Sample lines by metric, as prometheus_client writes them (labels sorted by name)."""
     lines: dict[str, list[str]] = {}
     for s in samples:
-        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels))
-        value = floatToGoString(s.value)  # type: ignore[no-untyped-call]
-        line = f"{_EXPOSED[s.name]}{{{labels}}} {value}\n"
-        lines.setdefault(s.name, []).append(line)
+        value = GO[s.value] if s.value else floatToGoString(s.value)  # type: ignore[no-untyped-call]
+        lines.setdefault(s.name, []).append(f"{_kept_prefix(s.name, s.labels)}{value}\n")
     return {name: "".join(chunk) for name, chunk in lines.items()}
 
 

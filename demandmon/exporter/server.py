@@ -95,7 +95,7 @@ def build_collector(settings: Settings) -> DemandCollector:
     scrapes (demandmon/exporter/cache.py), and expected demand (demandmon/baseline)."""
     client = redis_client(settings, timeout_s=10)
     reader = CachedStateReader(client, settings.key_prefix)
-    return DemandCollector(reader, expected=BaselineCache(HourSums(reader)))
+    return DemandCollector(reader, expected=BaselineCache(HourSums(reader, reader.hour_counts)))
 
 
 def build_registry(collector: DemandCollector) -> CollectorRegistry:

@@ -9,11 +9,12 @@ works on a Redis Cluster too."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from demandmon.clients import SyncRedis
 from demandmon.state import keys, lua
@@ -71,22 +72,21 @@ def read_request(
     meta: bool = False,
     past_end_s: float | None = None,
     oldest: bool = False,
+    by_segment: bool = False,  # each segment's own sums, not the windows' (the caller adds)
 ) -> str:
     """read.lua's argument: the parts of a shard to read (nothing unless asked)."""
-    plan = (
-        window_plan(windows_end_s, windows)
-        if windows_end_s is not None
-        else {"segments": [], "windows": []}
-    )
+    none: dict[str, list[Any]] = {"segments": [], "windows": []}
+    plan = window_plan(windows_end_s, windows) if windows_end_s is not None else none
     request = {
         **plan,
+        "by_segment": by_segment,
         "all": totals,
         "now": gauges,
         "meta": meta,
         "past": past_thresholds(past_end_s) if past_end_s is not None else [],
         "oldest": list(BCU_CODES) if oldest else [],
     }
-    return json.dumps(request, separators=(",", ":"))
+    return orjson.dumps(request).decode()
 
 
 def window_end(source: str, now_s: float, watermark_s: float | None) -> float:
@@ -204,7 +204,7 @@ class StateReader:
             oldest=True,
         )
         for raw in run_sync(self.client, self.script, [([base], [arg]) for base in shards]):
-            self._absorb(figures, json.loads(raw))
+            self._absorb(figures, orjson.loads(raw))
         return figures
 
     def read_sources(self, sources: Sequence[str], now_s: float) -> list[SourceFigures]:
@@ -244,7 +244,7 @@ class StateReader:
         if not calls:
             return []
         replies = run_sync(self.client, self.script, [([base], [arg]) for base, arg in calls])
-        return [json.loads(raw) for raw in replies]
+        return [orjson.loads(raw) for raw in replies]
 
     @staticmethod
     def _absorb(figures: SourceFigures, doc: dict[str, dict[str, object]]) -> None:

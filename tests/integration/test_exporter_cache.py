@@ -8,19 +8,23 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
+from collections import Counter
 from typing import Any
 
 import pytest
+import redis
 
 from agents.batch import Consumed, plan_batch
 from agents.classify import load_mapping
 from demandmon.exporter.cache import CachedStateReader
 from demandmon.exporter.families import source_samples
+from demandmon.exporter.replies import each_reply
+from demandmon.exporter.vectors import BUCKET_FIELDS
 from demandmon.state import keys
 from demandmon.state.reader import SourceFigures, StateReader
 from demandmon.state.registry import delete_state, deregister, register
 from demandmon.state.store import StoreConfig, script_args
-from demandmon.state.windows import HOUR
+from demandmon.state.windows import HOUR, hour_bucket
 from schemas.vocabulary import LIVE_SOURCE, SOURCE_HEADER
 from streams.generate import generate_stream
 from tests.conftest import Stack
@@ -57,16 +61,30 @@ class Check:
     def __init__(self, client: Any, prefix: str) -> None:
         self.cached = CachedStateReader(client, prefix)
         self.plain = StateReader(client, prefix)
+        self.client, self.prefix = client, prefix
 
     def __call__(self, now_s: float) -> int:
         """Cached figures equal fresh ones at ``now_s``; returns how many shards the
         cached reader read (in part or whole) for it."""
         before = self.cached.shard_reads
         sources = self.cached.exported_sources()
-        got = _samples(self.cached.read_sources(sources, now_s))
+        figures = self.cached.read_sources(sources, now_s)
+        got = _samples(figures)
         want = _samples(self.plain.read_sources(sources, now_s))
         assert got == want, figures_diff(got, want)
+        for fig in figures:  # what expected demand takes from the reader
+            hour = hour_bucket(fig.window_end_s)
+            hours = {h: self.hour(fig.source, h) for h in (hour, hour - HOUR)}
+            assert self.cached.hour_counts(fig.source) == (hours if fig.windows else {})
         return self.cached.shard_reads - before
+
+    def hour(self, source: str, start: int) -> Counter[str]:
+        """The hour bucket summed across the source's shards, the exported fields."""
+        out: Counter[str] = Counter()
+        for p in self.plain.partitions(source):
+            bucket = self.client.hgetall(f"{keys.shard(self.prefix, source, p)}h:{start}")
+            out.update({k.decode(): int(v) for k, v in bucket.items()})
+        return Counter({f: n for f, n in out.items() if n and f in BUCKET_FIELDS})
 
 
 def test_cached_figures_equal_fresh_ones_through_writes_prunes_hours_and_deletes(
@@ -131,3 +149,26 @@ def test_cached_figures_equal_fresh_ones_through_writes_prunes_hours_and_deletes
     finally:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.delete(key)
+
+
+def test_replies_are_handed_over_in_order_and_errors_raised_once_all_are_read(
+    stack: Stack,
+) -> None:
+    client = stack.redis()
+    if not isinstance(client, redis.Redis):
+        pytest.skip("one Redis: a cluster runs the calls one after another")
+    script = client.register_script("if ARGV[1] == 'fail' then error('no') end return ARGV[1]")
+    seen: list[tuple[int, bytes]] = []
+    calls = [(["k"], [str(i)]) for i in range(50)]
+    each_reply(client, script, calls, lambda i, reply: seen.append((i, reply)))
+    assert seen == [(i, str(i).encode()) for i in range(50)]
+    with pytest.raises(redis.ResponseError):
+        each_reply(client, script, [*calls[:3], (["k"], ["fail"]), *calls[3:]], print)
+
+    def fails_at_7(i: int, reply: bytes) -> None:
+        if i == 7:
+            raise ZeroDivisionError(reply)
+
+    with pytest.raises(ZeroDivisionError):
+        each_reply(client, script, calls, fails_at_7)
+    assert client.ping() and script(keys=["k"], args=["after"]) == b"after"  # in step

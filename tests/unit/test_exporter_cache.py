@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -110,20 +110,27 @@ class Shards(CachedStateReader):
             replies.append(self.read_lua(self.by_base(base), req))
         return replies
 
+    def read_each(
+        self, calls: Sequence[tuple[str, str]], handle: Callable[[int, dict[str, Any]], None]
+    ) -> None:
+        for i, reply in enumerate(self.read_shards(calls)):
+            handle(i, reply)
+
     @staticmethod
     def read_lua(shard: Shard, req: dict[str, Any]) -> dict[str, Any]:
         """What read.lua answers."""
         out: dict[str, Any] = {"windows": {}, "past": {}, "oldest": {}}
-        acc: Counter[str] = Counter()
-        done = 0
-        for name, n in req["windows"]:
-            for hours, days in req["segments"][done:n]:
-                for h in hours:
-                    acc.update(shard.hours.get(h, Counter()))
-                for d in days:
-                    acc.update(shard.days.get(d, Counter()))
-            done = max(done, n)
-            out["windows"][name] = dict(acc)
+        segments: list[Counter[str]] = []
+        for hours, days in req["segments"]:
+            segments.append(Counter())
+            for h in hours:
+                segments[-1].update(shard.hours.get(h, Counter()))
+            for d in days:
+                segments[-1].update(shard.days.get(d, Counter()))
+        if req["by_segment"]:  # each segment apart: the reader adds them up
+            out["segments"] = [dict(s) for s in segments]
+        for name, n in [] if req["by_segment"] else req["windows"]:
+            out["windows"][name] = dict(sum(segments[:n], Counter()))
         if req["all"]:
             out["windows"]["all"] = dict(shard.totals)
         if req["now"]:
@@ -310,3 +317,27 @@ def test_a_source_without_shards_has_no_windows_as_a_fresh_read() -> None:
     reader.exported.add("r3")  # registered, nothing applied yet
     fig = figures(reader, T0)["r3"]
     assert fig.windows == {} and fig.watermark_s is None and fig.window_end_s == T0
+
+
+@pytest.mark.parametrize("end", [T0, T0 + 3 * HOUR, 0.0, day_bucket(T0) + 23.5 * HOUR])
+def test_which_segments_a_window_adds_up_does_not_move_with_its_end(end: float) -> None:
+    # The reader adds read.lua's segment sums up by one nesting, worked out once.
+    reader = Shards()
+    assert window_plan(end, reader._asked)["windows"] == reader._nesting
+
+
+def test_the_hour_of_the_window_end_and_the_one_before_are_kept_for_expected_demand() -> None:
+    reader = Shards()
+    reader.shard("live", 0).write(T0 - 5 * 60, n=2)  # this hour (T0 is 10:20)
+    reader.shard("live", 1).write(T0 - 50 * 60)  # 09:30: the hour before
+    reader.shard("live", 1).write(T0 - 3 * HOUR)  # in neither
+    figures(reader, T0)
+    this = hour_bucket(T0)
+    hours = reader.hour_counts("live")
+    assert set(hours) == {this, this - HOUR}
+    assert hours[this][INCIDENTS] == 2 and hours[this - HOUR][INCIDENTS] == 1
+    # An hour later (nothing written: the windows are read again as the hour moved).
+    figures(reader, T0 + HOUR)
+    later = reader.hour_counts("live")
+    assert later[this + HOUR] == Counter() and later[this][INCIDENTS] == 2
+    assert reader.hour_counts("gone") == {}
