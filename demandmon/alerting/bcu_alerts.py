@@ -231,7 +231,7 @@ def above_expected(th: Thresholds) -> Rule:
         score = sel(n.EXPECTED_SCORE, n.ALL_INCIDENTS_MEASURE, src, bcu)
         recent = sel(n.RECENT_INCIDENTS, n.ALL_INCIDENTS_MEASURE, src, bcu)
         # With no previous week the expectation is 0, so any busy hour would "surge".
-        weeks = sel(n.EXPECTED_WEEKS, src)
+        weeks = sel(n.EXPECTED_BASIS, src)
         return (
             f"max by (source, bcu) ({score}) > {number(t.min_score)}\n"
             f"and on (source, bcu)\nmax by (source, bcu) ({recent}) >= {t.min_recent}\n"

@@ -71,7 +71,7 @@ WINDOW_END: Final[str] = "demand_stream_window_end_timestamp_seconds"
 EXPECTED_INCIDENTS: Final[str] = "demand_expected_incidents"
 EXPECTED_UPPER: Final[str] = "demand_expected_incidents_upper"
 EXPECTED_SCORE: Final[str] = "demand_expected_score"
-EXPECTED_WEEKS: Final[str] = "demand_expected_basis"
+EXPECTED_BASIS: Final[str] = "demand_expected_basis"
 RECENT_INCIDENTS: Final[str] = "demand_recent_incidents"
 ALL_INCIDENTS_MEASURE: Final[str] = 'measure="incidents"'  # every incident, any category
 

@@ -45,7 +45,7 @@ def status(source: str, bcu: str = "") -> str:
     one_bcu = f',bcu="{bcu}"' if bcu else ""
     # max by: one series per source and BCU whatever job or instance scraped it.
     score = f"max by (source, bcu) ({n.EXPECTED_SCORE}{{{where}{one_bcu},{MEASURE}}})"
-    weeks = f"max by (source) ({n.EXPECTED_WEEKS}{{{where}}})"
+    weeks = f"max by (source) ({n.EXPECTED_BASIS}{{{where}}})"
     return (
         f"({score} > bool {ABOVE_EXPECTED_SCORE:g})\n"
         f"* on (source) group_left () ({weeks} > bool 0)\n"

@@ -92,7 +92,7 @@ def _exported(samples: dict[SampleKey, float], bcu: str) -> dict[str, float]:
 
     mine = {"bcu": bcu, "measure": "incidents"}
     return {
-        "weeks": get(n.EXPECTED_WEEKS),
+        "weeks": get(n.EXPECTED_BASIS),
         "recent": get(n.RECENT_INCIDENTS, **mine),
         "expected": get(n.EXPECTED_INCIDENTS, period="60m", **mine),
         "upper": get(n.EXPECTED_UPPER, period="60m", **mine),
