@@ -141,12 +141,15 @@ class EventConsumer(mode.Service):
     def _behind(self) -> set[int]:
         """The partitions taken that have more to deliver than has been fetched: Kafka's
         high watermark not known yet, or not reached."""
-        topic = self.settings.events_topic
         behind = set()
-        for p in self.applier.applied_through:
-            high = self.consumer.highwater(TopicPartition(topic, p))
-            if high is None or self._next.get(p, 0) < high:
-                behind.add(p)
+        # Only partitions still assigned: between a rebalance and its callbacks Kafka may
+        # have taken some back already (and aiokafka refuses to answer for those).
+        for tp in self.consumer.assignment():
+            if tp.partition not in self.applier.applied_through:
+                continue
+            high = self.consumer.highwater(tp)
+            if high is None or self._next.get(tp.partition, 0) < high:
+                behind.add(tp.partition)
         return behind
 
     def _hold_back(self, prepared: PreparedBatch) -> PreparedBatch | None:
