@@ -39,7 +39,7 @@ log = logging.getLogger("demandmon.worker")
 CHECK_EVERY_S = REFRESH_EVERY_S
 COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
 REVOKE_WAIT_S = 10.0
-STALL_ROUNDS = 100  # rounds of nothing but waiting on a slower partition (about 20 s)
+STALL_S = 20.0  # nothing applied for this long but waiting on a slower partition
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -72,7 +72,7 @@ class EventConsumer(mode.Service):
         self.skew = SkewGuard(settings.partition_skew_s * 1000)
         self._held: PreparedBatch | None = None
         self._next: dict[int, int] = {}
-        self._stalled = 0  # rounds in a row that let nothing through
+        self._stalled_since: float | None = None  # since when nothing was let through
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -156,13 +156,17 @@ class EventConsumer(mode.Service):
         """Cut the batch so no partition runs ahead of the others (agents/skew.py);
         pause the partitions whose messages are held back, resume the others."""
         cuts = self.skew.cuts(prepared.plan.shards, self._behind())
-        if cuts and self._stalled >= STALL_ROUNDS:
+        now = time.monotonic()
+        if cuts and self._stalled_since is not None and now - self._stalled_since >= STALL_S:
             # Never stuck for good (sources interleaved so that each waits on the other):
             # exactness near the horizon's edge gives way to progress.
-            log.warning("partitions held back for %d rounds: applying regardless", STALL_ROUNDS)
+            log.warning("partitions held back for %.0f s: applying regardless", STALL_S)
             cuts = {}
         kept, self._held = prepared.split(cuts)
-        self._stalled = self._stalled + 1 if kept is None else 0
+        if kept is not None:
+            self._stalled_since = None
+        elif self._stalled_since is None:
+            self._stalled_since = now
         if kept is not None:
             self.skew.let_through(kept.plan.shards)
         # Held messages are not fetched again; a partition holding a batch's worth stops
