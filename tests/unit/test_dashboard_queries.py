@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from demandmon.alerting.thresholds import THRESHOLDS_FILE, Thresholds, load_thresholds
+from demandmon.alerting.thresholds import Thresholds
 from demandmon.dashboards import dashboard_models, panel_queries
 from demandmon.dashboards.bcu_map import BCU_CENTRE, bcu_centres
 from demandmon.dashboards.common import panels
@@ -24,11 +24,6 @@ WALL = "grafana/dashboards/control-room-wall.json"
 pytestmark = pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not found")
 
 Model = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def th() -> Thresholds:
-    return load_thresholds(ROOT / THRESHOLDS_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from demandmon.alerting.recording import recording_rule_names
 from demandmon.alerting.thresholds import (
     THRESHOLDS_FILE,
     Thresholds,
-    load_thresholds,
     parse_thresholds,
 )
 from demandmon.dashboards import dashboard_files, dashboard_models, panel_exprs, panel_queries
@@ -33,11 +32,6 @@ RCRP = "grafana/dashboards/rcrp-evaluation.json"
 PIPELINE = "grafana/dashboards/pipeline-health.json"
 
 Model = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def th() -> Thresholds:
-    return load_thresholds(ROOT / THRESHOLDS_FILE)
 
 
 @pytest.fixture(scope="module")

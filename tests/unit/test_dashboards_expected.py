@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from demandmon.alerting.thresholds import THRESHOLDS_FILE, Thresholds, load_thresholds
+from demandmon.alerting.thresholds import Thresholds
 from demandmon.config.generate import generated_files
 from demandmon.dashboards import dashboard_models
 from demandmon.dashboards.bcu_map import (
@@ -34,11 +34,6 @@ JOIN = f"* on (bcu) group_left (latitude, longitude) {BCU_CENTRE}"
 needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not found")
 
 Model = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def th() -> Thresholds:
-    return load_thresholds(ROOT / THRESHOLDS_FILE)
 
 
 @pytest.fixture(scope="module")

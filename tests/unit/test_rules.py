@@ -49,11 +49,6 @@ needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="promto
 needs_amtool = pytest.mark.skipif(not shutil.which("amtool"), reason="amtool not found")
 
 
-@pytest.fixture(scope="module")
-def th() -> Thresholds:
-    return load_thresholds(ROOT / THRESHOLDS_FILE)
-
-
 def alerts(th: Thresholds) -> list[dict[str, Any]]:
     doc: dict[str, Any] = yaml.safe_load(alert_rules_yaml(th))
     return [rule for group in doc["groups"] for rule in group["rules"]]
