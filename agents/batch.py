@@ -7,11 +7,11 @@ agent only moves bytes and the Lua script only sees clean, typed entries, laid o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agents.classify import RcrpMapping
-from demandmon.state.record import EVENT, Entry, EventEntry, entry_offset, reject_entry
+from demandmon.state.record import EVENT, Entry, EventEntry, reject_entry
 from schemas import ContractError, IncidentEvent, decode_event
 from schemas.vocabulary import (
     BAD_SOURCE,
@@ -25,7 +25,6 @@ from schemas.vocabulary import (
 )
 
 NOT_REGISTERED = ContractError(BAD_SOURCE, "source is not registered")
-_NO_CUT = 1 << 62  # past any Kafka offset
 
 
 # Not frozen (frozen costs a microsecond per message on the hot path); compared and hashed
@@ -66,35 +65,6 @@ class Plan:
         kept = sum(1 for entries in shards.values() for e in entries if e[1] == EVENT)
         return Plan(shards, rejections, kept)
 
-    def before(self, cuts: Mapping[int, int]) -> Plan:
-        """The plan less each cut partition's entries and rejections from its cut offset
-        on (held back: agents/skew.py)."""
-        shards = {
-            s: kept
-            for s, entries in self.shards.items()
-            if (kept := [e for e in entries if entry_offset(e) < cuts.get(s[1], _NO_CUT)])
-        }
-        rejections = [
-            r for r in self.rejections if r.message.offset < cuts.get(r.message.partition, _NO_CUT)
-        ]
-        kept_events = sum(1 for entries in shards.values() for e in entries if e[1] == EVENT)
-        return Plan(shards, rejections, kept_events)
-
-    def after(self, cuts: Mapping[int, int]) -> Plan:
-        """The cut partitions' entries and rejections from their cut offsets on."""
-        shards = {
-            s: kept
-            for s, entries in self.shards.items()
-            if s[1] in cuts and (kept := [e for e in entries if entry_offset(e) >= cuts[s[1]]])
-        }
-        rejections = [
-            r
-            for r in self.rejections
-            if r.message.partition in cuts and r.message.offset >= cuts[r.message.partition]
-        ]
-        kept_events = sum(1 for entries in shards.values() for e in entries if e[1] == EVENT)
-        return Plan(shards, rejections, kept_events)
-
 
 @dataclass(frozen=True)
 class PreparedBatch:
@@ -110,30 +80,6 @@ class PreparedBatch:
             return self
         kept = [m for m in self.messages if m.partition not in partitions]
         return PreparedBatch(kept, self.plan.without(partitions), self.now_ms) if kept else None
-
-    def split(self, cuts: Mapping[int, int]) -> tuple[PreparedBatch | None, PreparedBatch | None]:
-        """What goes now and what is held back from each cut offset on (None: nothing)."""
-        if not cuts:
-            return self, None
-        now = [m for m in self.messages if m.offset < cuts.get(m.partition, _NO_CUT)]
-        later = [m for m in self.messages if m.offset >= cuts.get(m.partition, _NO_CUT)]
-        batch = PreparedBatch(now, self.plan.before(cuts), self.now_ms) if now else None
-        held = PreparedBatch(later, self.plan.after(cuts), self.now_ms) if later else None
-        return batch, held
-
-    def then(self, later: PreparedBatch | None) -> PreparedBatch:
-        """This batch followed by a later one (each partition's offsets in order)."""
-        if later is None:
-            return self
-        shards = {s: list(e) for s, e in self.plan.shards.items()}
-        for s, entries in later.plan.shards.items():
-            shards.setdefault(s, []).extend(entries)
-        plan = Plan(
-            shards,
-            self.plan.rejections + later.plan.rejections,
-            self.plan.applied_candidates + later.plan.applied_candidates,
-        )
-        return PreparedBatch(self.messages + later.messages, plan, later.now_ms)
 
 
 def source_of(headers: Iterable[tuple[str, bytes]]) -> str | None:

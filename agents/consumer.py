@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 import mode
@@ -27,6 +26,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from agents.applier import BatchApplier
 from agents.batch import PreparedBatch
+from agents.held import PartitionHeld, by_partition, joined
 from agents.kafka_records import consumed, consumer_options
 from agents.metrics import WorkerMetrics
 from agents.skew import SkewGuard
@@ -66,11 +66,11 @@ class EventConsumer(mode.Service):
         self.busy = asyncio.Lock()
         self._last_check = 0.0
         self._last_commit = 0.0
-        # Partitions kept together in event time (agents/skew.py): what is held back,
-        # prepared, in order (a partition holding a batch's worth is paused); and each
-        # partition's next offset to deliver.
+        # Partitions kept together in event time (agents/skew.py): what each partition has
+        # prepared and not applied, in order (one holding a batch's worth is paused); and
+        # each partition's next offset to deliver.
         self.skew = SkewGuard(settings.partition_skew_s * 1000)
-        self._held: PreparedBatch | None = None
+        self._held: dict[int, PartitionHeld] = {}
         self._next: dict[int, int] = {}
         self._stalled_since: float | None = None  # since when nothing was let through
 
@@ -129,7 +129,7 @@ class EventConsumer(mode.Service):
         """These partitions are sought (or gone): nothing of theirs is held any more."""
         if not partitions:
             return
-        self._held = self._held.without(partitions) if self._held else None
+        self._held = {p: part for p, part in self._held.items() if p not in partitions}
         self.skew.forget(partitions)
         for partition in partitions:
             self._next.pop(partition, None)
@@ -152,39 +152,67 @@ class EventConsumer(mode.Service):
                 behind.add(tp.partition)
         return behind
 
-    def _hold_back(self, prepared: PreparedBatch) -> PreparedBatch | None:
-        """Cut the batch so no partition runs ahead of the others (agents/skew.py);
-        pause the partitions whose messages are held back, resume the others."""
-        cuts = self.skew.cuts(prepared.plan.shards, self._behind())
+    def _hold_back(self, fresh: PreparedBatch | None) -> PreparedBatch | None:
+        """What to apply now of all that is prepared: cut so no partition runs ahead of
+        the others (agents/skew.py); pause the partitions holding a batch's worth, resume
+        the others."""
+        self._keep(fresh)
+        if not self._held:
+            return None
+        cuts = self.skew.cuts(self._held, self._behind())
         now = time.monotonic()
         if cuts and self._stalled_since is not None and now - self._stalled_since >= STALL_S:
             # Never stuck for good (sources interleaved so that each waits on the other):
             # exactness near the horizon's edge gives way to progress.
             log.warning("partitions held back for %.0f s: applying regardless", STALL_S)
             cuts = {}
-        kept, self._held = prepared.split(cuts)
+        going: list[PartitionHeld] = []
+        for p in list(self._held):
+            cut = cuts.get(p)
+            if cut is None:
+                going.append(self._held.pop(p))
+                continue
+            go, stay = self._held[p].split(cut)
+            if go is not None:
+                going.append(go)
+            if stay is None:
+                del self._held[p]
+            else:
+                self._held[p] = stay
+        kept = joined(going)
         if kept is not None:
             self._stalled_since = None
+            self.skew.let_through(going)
         elif self._stalled_since is None:
             self._stalled_since = now
-        if kept is not None:
-            self.skew.let_through(kept.plan.shards)
-        # Held messages are not fetched again; a partition holding a batch's worth stops
-        # fetching until the others catch up, so what is held stays bounded.
-        held = Counter(m.partition for m in self._held.messages) if self._held else Counter()
-        topic = self.settings.events_topic
-        full = {TopicPartition(topic, p) for p, n in held.items() if n >= self.settings.batch_max}
+        self._pause_full()
+        return kept
+
+    def _keep(self, fresh: PreparedBatch | None) -> None:
+        """Add what was just prepared to what each partition holds."""
+        for p, part in by_partition(fresh).items():
+            if p in self._held:
+                self._held[p].extend(part)  # held back before: earlier in the partition
+            else:
+                self._held[p] = part
+        self._pause_full()
+
+    def _pause_full(self) -> None:
+        """Held messages are not fetched again; a partition holding a batch's worth stops
+        fetching until it is let through, so what is held stays bounded."""
+        topic, most = self.settings.events_topic, self.settings.batch_max
+        full = {TopicPartition(topic, p) for p, h in self._held.items() if len(h.messages) >= most}
         mine = self.consumer.assignment()
         if full:
             self.consumer.pause(*[tp for tp in full if tp in mine])
         self.consumer.resume(*[tp for tp in self.consumer.paused() if tp not in full])
-        return kept
 
     @mode.Service.task
     async def _consume(self) -> None:
-        """Fetch, prepare, apply: while Redis applies one batch the next one is fetched
+        """Fetch, prepare, apply: while Redis applies one batch the next ones are fetched
         and prepared (decoding is CPU in this process, applying is CPU in Redis), with at
-        most one batch being applied at a time, in order."""
+        most one batch being applied at a time, in order. What is prepared meanwhile is
+        held per partition and cut when the batch in flight is done."""
         within_ms = int(self.settings.batch_within_s * 1000)
         applying: asyncio.Task[dict[int, int | None]] | None = None
         while not self.should_stop:
@@ -210,16 +238,20 @@ class EventConsumer(mode.Service):
                     )
                 # In a thread: the event loop goes on fetching and applying meanwhile.
                 prepared = await asyncio.to_thread(self.applier.prepare, fresh)
-            if self._held is not None:
-                # Held back last time: earlier in their partitions than anything fetched.
-                prepared, self._held = self._held.then(prepared), None
+            backlog = len(fresh) >= self.settings.batch_max  # so the next fetch is at hand
+            if backlog and applying is not None and not applying.done():
+                # Redis is still applying: keep this and fetch more meanwhile, so preparing
+                # overlaps applying even when the guard lets through in lumps. (A live feed
+                # never waits for the next fetch here.)
+                self._keep(prepared)
+                continue
             if applying is not None:
                 rewound = await self._finish(applying)
                 applying = None
-                # This batch was fetched before the rewind: those partitions are read again.
+                # This batch was fetched before the rewind: those partitions are read again
+                # (and what they held is dropped).
                 prepared = prepared.without(rewound) if prepared else None
-            if prepared is not None:
-                prepared = self._hold_back(prepared)
+            prepared = self._hold_back(prepared)
             if prepared is not None:
                 applying = asyncio.ensure_future(self._apply(prepared))
             if time.monotonic() - self._last_check >= CHECK_EVERY_S:

@@ -7,19 +7,17 @@ if it were applied ahead of the others, their older events would find the source
 watermark more than the horizon ahead and turn too late, which the file's order never
 made them. So a batch keeps, per source, only events up to ``bound_ms`` past the slowest
 partition that still has events to deliver; the rest is held back (its partition paused)
-and offered again with the next batch.
+and offered again with the next batch
+(agents/held.py keeps what is held, and what this needs of it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from demandmon.state.record import EVENT, Entry, EventEntry
+from agents.held import PartitionHeld
 
-_OFFSET = EventEntry._fields.index("offset")
-_OCCURRED = EventEntry._fields.index("occurred_ms")
-_IS_EVENT = EventEntry._fields.index("is_event")
 Shard = tuple[str, int]  # (source, partition)
 
 
@@ -37,57 +35,37 @@ class SkewGuard:
         self.heads = {s: t for s, t in self.heads.items() if s[1] not in partitions}
         self.delivered -= set(partitions)
 
-    def cuts(
-        self, shards: Mapping[Shard, Sequence[Entry]], behind: Collection[int]
-    ) -> dict[int, int]:
-        """Per partition, the first offset to hold back (partitions absent: keep all).
+    def cuts(self, held: Mapping[int, PartitionHeld], behind: Collection[int]) -> dict[int, int]:
+        """Per partition, the first offset to hold back (partitions absent: let all through).
 
-        ``behind``: the partitions that have more to deliver after this batch (records
-        held back, or Kafka's high watermark not reached). A partition behind that has
-        delivered nothing yet may hold the oldest events of all: everything else waits for
-        it. The slowest partition is never cut, so every batch makes progress."""
-        in_batch = {p for _, p in shards}
-        waiting = {p for p in behind if p not in self.delivered and p not in in_batch}
+        ``held``: what each partition has prepared and not applied. ``behind``: the
+        partitions that have more to deliver than that (Kafka's high watermark not
+        reached). A partition behind that has delivered nothing yet may hold the oldest
+        events of all: everything else waits for it. The slowest partition is never cut,
+        so every batch makes progress."""
+        waiting = {p for p in behind if p not in self.delivered and p not in held}
         if waiting:
-            return {p: _first_offset(shards, p) for p in in_batch}
+            return {p: part.start for p, part in held.items()}
         frontier: dict[Shard, int] = dict(self.heads)
-        for shard, entries in shards.items():
-            latest = max((_time(e) for e in entries if _is_event(e)), default=None)
-            if latest is not None:
-                frontier[shard] = max(latest, frontier.get(shard, latest))
+        for p, part in held.items():
+            for source, t in part.latest.items():
+                shard = (source, p)
+                frontier[shard] = max(t, frontier.get(shard, t))
         floors: dict[str, int] = {}
         for (source, p), t in frontier.items():
             if p in behind:
                 floors[source] = min(t, floors.get(source, t))
         cut: dict[int, int] = {}
-        for (source, p), entries in shards.items():
-            floor = floors.get(source)
-            if floor is None:
-                continue
-            limit = floor + self.bound_ms
-            for e in entries:
-                if _is_event(e) and _time(e) > limit:
-                    offset = int(str(e[_OFFSET]))
-                    cut[p] = min(offset, cut.get(p, offset))
-                    break
+        for p, part in held.items():
+            limits = {s: floors[s] + self.bound_ms for s in part.shards if s in floors}
+            if limits and (offset := part.first_over(limits)) is not None:
+                cut[p] = offset
         return cut
 
-    def let_through(self, shards: Mapping[Shard, Sequence[Entry]]) -> None:
+    def let_through(self, parts: Iterable[PartitionHeld]) -> None:
         """Record what a (cut) batch lets through."""
-        for shard, entries in shards.items():
-            self.delivered.add(shard[1])
-            latest = max((_time(e) for e in entries if _is_event(e)), default=None)
-            if latest is not None:
-                self.heads[shard] = max(latest, self.heads.get(shard, latest))
-
-
-def _time(e: Entry) -> int:
-    return int(str(e[_OCCURRED]))
-
-
-def _is_event(e: Entry) -> bool:
-    return e[_IS_EVENT] == EVENT
-
-
-def _first_offset(shards: Mapping[Shard, Sequence[Entry]], partition: int) -> int:
-    return min(int(str(e[_OFFSET])) for (_, p), es in shards.items() if p == partition for e in es)
+        for part in parts:
+            self.delivered.add(part.partition)
+            for source, t in part.latest.items():
+                shard = (source, part.partition)
+                self.heads[shard] = max(t, self.heads.get(shard, t))

@@ -1,8 +1,10 @@
-"""agents/skew.py: partitions kept together in event time, and the batch cut it asks for."""
+"""agents/skew.py and agents/held.py: partitions kept together in event time, the cut the
+guard asks for, and what is held back kept up to date without scanning it again."""
 
 from __future__ import annotations
 
 from agents.batch import Consumed, Plan, PreparedBatch, reject
+from agents.held import FirstEvent, PartitionHeld, by_partition, joined
 from agents.skew import SkewGuard
 from demandmon.state.record import EVENT, Entry
 from schemas import ContractError
@@ -29,10 +31,22 @@ def ev(offset: int, hour: int) -> Entry:
     ]
 
 
+def held(shards: dict[tuple[str, int], list[Entry]]) -> dict[int, PartitionHeld]:
+    """The shards' entries as prepared parts, one message per entry."""
+    plan = Plan()
+    messages = []
+    for (source, p), entries in shards.items():
+        for e in entries:
+            plan.add(source, p, e)
+            messages.append(Consumed("t", p, int(str(e[0])), b"k", b"v"))
+    messages.sort(key=lambda m: (m.partition, m.offset))
+    return by_partition(PreparedBatch(messages, plan, now_ms=0))
+
+
 def test_nothing_is_cut_when_every_partition_is_caught_up() -> None:
     guard = SkewGuard(bound_ms=6 * HOUR_MS)
     shards = {("r", 0): [ev(0, 0), ev(1, 100)], ("r", 1): [ev(0, 1)]}
-    assert guard.cuts(shards, behind=set()) == {}
+    assert guard.cuts(held(shards), behind=set()) == {}
 
 
 def test_a_partition_ahead_of_the_slowest_one_still_delivering_is_cut() -> None:
@@ -40,13 +54,13 @@ def test_a_partition_ahead_of_the_slowest_one_still_delivering_is_cut() -> None:
     # Partition 1 still has more to deliver and has reached hour 2; partition 0 goes to
     # hour 100: cut at its first event past hour 2 + 6.
     shards = {("r", 0): [ev(10, 1), ev(11, 8), ev(12, 9), ev(13, 100)], ("r", 1): [ev(0, 2)]}
-    assert guard.cuts(shards, behind={1}) == {0: 12}
+    assert guard.cuts(held(shards), behind={1}) == {0: 12}
 
 
 def test_the_slowest_partition_is_never_cut_so_every_batch_moves() -> None:
     guard = SkewGuard(bound_ms=HOUR_MS)
     shards = {("r", 0): [ev(0, 0), ev(1, 50)], ("r", 1): [ev(0, 3)]}
-    cuts = guard.cuts(shards, behind={0, 1})
+    cuts = guard.cuts(held(shards), behind={0, 1})
     # Floor = min of the frontiers (50 for 0, 3 for 1): 3; partition 1 is the floor.
     assert 1 not in cuts
     assert cuts == {0: 1}
@@ -55,27 +69,27 @@ def test_the_slowest_partition_is_never_cut_so_every_batch_moves() -> None:
 def test_a_partition_behind_that_delivered_nothing_yet_holds_everything() -> None:
     guard = SkewGuard(bound_ms=HOUR_MS)
     shards = {("r", 0): [ev(5, 0), ev(6, 1)]}
-    assert guard.cuts(shards, behind={3}) == {0: 5}
-    guard.let_through({("r", 3): [ev(0, 0)]})
-    assert guard.cuts(shards, behind={3}) == {}
+    assert guard.cuts(held(shards), behind={3}) == {0: 5}
+    guard.let_through(held({("r", 3): [ev(0, 0)]}).values())
+    assert guard.cuts(held(shards), behind={3}) == {}
 
 
 def test_sources_are_kept_together_each_on_its_own() -> None:
     guard = SkewGuard(bound_ms=HOUR_MS)
-    guard.let_through({("live", 1): [ev(0, 500_000)], ("r", 1): [ev(1, 10)]})
+    guard.let_through(held({("live", 1): [ev(0, 500_000)], ("r", 1): [ev(1, 10)]}).values())
     # The live feed's hour in partition 1 says nothing about replay r's progress there.
     shards = {("r", 0): [ev(0, 11), ev(1, 12), ev(2, 30)]}
-    assert guard.cuts(shards, behind={1}) == {0: 1}  # past hour 10 + 1
+    assert guard.cuts(held(shards), behind={1}) == {0: 1}  # past hour 10 + 1
 
 
 def test_forget_drops_what_a_sought_partition_delivered() -> None:
     guard = SkewGuard(bound_ms=HOUR_MS)
-    guard.let_through({("r", 1): [ev(0, 10)]})
+    guard.let_through(held({("r", 1): [ev(0, 10)]}).values())
     guard.forget({1})
     assert guard.heads == {} and guard.delivered == set()
 
 
-def test_a_prepared_batch_splits_at_the_cuts_with_rejections_in_order() -> None:
+def test_a_held_partition_splits_at_the_cut_with_rejections_in_order() -> None:
     messages = [Consumed("t", p, o, b"k", b"v") for p in (0, 1) for o in range(3)]
     plan = Plan()
     for p in (0, 1):
@@ -83,25 +97,46 @@ def test_a_prepared_batch_splits_at_the_cuts_with_rejections_in_order() -> None:
         reject(plan, messages[3 * p + 1], "r", ContractError(MALFORMED_JSON, "not JSON"))
         plan.add("r", p, ev(2, 9))
     plan.applied_candidates = 4
-    batch = PreparedBatch(messages, plan, now_ms=0)
-    now, held = batch.split({0: 1})
-    assert now is not None and held is not None
-    assert [(m.partition, m.offset) for m in held.messages] == [(0, 1), (0, 2)]
-    assert held.plan.shards == {("r", 0): plan.shards[("r", 0)][1:]}
-    assert [r.message.offset for r in held.plan.rejections] == [1]
-    assert held.plan.applied_candidates == 1
-    assert [(m.partition, m.offset) for m in now.messages] == [(0, 0), (1, 0), (1, 1), (1, 2)]
-    assert [e[0] for e in now.plan.shards[("r", 0)]] == [0]
-    assert [e[0] for e in now.plan.shards[("r", 1)]] == [0, 1, 2]
-    assert now.plan.applied_candidates == 3
-    assert batch.split({}) == (batch, None)
-    nothing, everything = batch.split({0: 0, 1: 0})
-    assert nothing is None and everything is not None and len(everything.messages) == 6
-    # Held, then put back in front of the next batch: the same batch again.
-    again = now.then(None)
-    assert again is now
-    whole = held.then(now)
-    assert sorted((m.partition, m.offset) for m in whole.messages) == [
+    parts = by_partition(PreparedBatch(messages, plan, now_ms=7))
+    assert parts[0].latest == {"r": 9 * HOUR_MS} and parts[0].events == 2
+    assert parts[0].first == FirstEvent(0, "r", 0)
+    now, later = parts[0].split(1)
+    assert now is not None and later is not None
+    assert [m.offset for m in later.messages] == [1, 2]
+    assert later.shards == {"r": plan.shards[("r", 0)][1:]}
+    assert [r.message.offset for r in later.rejections] == [1]
+    assert later.events == 1 and later.latest == {"r": 9 * HOUR_MS}
+    assert later.first == FirstEvent(2, "r", 9 * HOUR_MS) and later.start == 1
+    assert [m.offset for m in now.messages] == [0] and now.events == 1
+    assert now.latest == {"r": 0} and now.rejections == []
+    assert parts[1].split(0) == (None, parts[1])
+    assert parts[1].split(3) == (parts[1], None)
+    # Held, then let through with another partition: one batch, every message once.
+    batch = joined([later, now, parts[1]])
+    assert batch is not None and batch.now_ms == 7
+    assert sorted((m.partition, m.offset) for m in batch.messages) == [
         (m.partition, m.offset) for m in messages
     ]
-    assert whole.plan.applied_candidates == 4
+    assert batch.plan.applied_candidates == 4
+    assert len(batch.plan.rejections) == 2
+    assert joined([]) is None
+
+
+def test_what_stays_held_keeps_its_latest_time_without_a_rescan_unless_it_went() -> None:
+    part = held({("r", 0): [ev(0, 1), ev(1, 50), ev(2, 3), ev(3, 20)]})[0]
+    _, later = part.split(2)  # hour 50 goes: the latest of what stays is found again
+    assert later is not None and later.latest == {"r": 20 * HOUR_MS}
+    _, later = held({("r", 0): [ev(0, 1), ev(1, 3), ev(2, 50)]})[0].split(1)
+    assert later is not None and later.latest == {"r": 50 * HOUR_MS}
+
+
+def test_a_later_part_extends_what_is_held() -> None:
+    part = held({("r", 0): [ev(5, 10)]})[0]
+    part.extend(held({("r", 0): [ev(6, 2)], ("live", 0): [ev(7, 90)]})[0])
+    assert [m.offset for m in part.messages] == [5, 6, 7]
+    assert part.latest == {"r": 10 * HOUR_MS, "live": 90 * HOUR_MS}
+    assert part.first == FirstEvent(5, "r", 10 * HOUR_MS) and part.events == 3
+    # The first event is under the limit, a later one of another source over its own.
+    assert part.first_over({"r": 20 * HOUR_MS, "live": 80 * HOUR_MS}) == 7
+    assert part.first_over({"r": 5 * HOUR_MS}) == 5
+    assert part.first_over({"r": 20 * HOUR_MS}) is None
