@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,13 +51,16 @@ class WorkerMetrics:
             self.deadlettered.labels(rejection.reason).inc()
         for _ in range(poisoned):
             self.deadlettered.labels(APPLY_ERROR).inc()
-        # Per message, so kept cheap: the children looked up once, and "replay" is any
-        # message with a source header (one with a bad header was dead-lettered anyway).
-        live, replay = self.latency.labels("live"), self.latency.labels("replay")
+        # Per message, so kept cheap: "replay" is any message with a source header (one
+        # with a bad header was dead-lettered anyway), and each child takes its batch's
+        # latencies at once.
+        latencies: dict[bool, list[float]] = {False: [], True: []}
         for msg in messages:
             if msg.timestamp_ms is not None:
                 replayed = any(name == SOURCE_HEADER for name, _ in msg.headers)
-                (replay if replayed else live).observe(max(0.0, done - msg.timestamp_ms / 1000))
+                latencies[replayed].append(done - msg.timestamp_ms / 1000)
+        observe_all(self.latency.labels("live"), latencies[False])
+        observe_all(self.latency.labels("replay"), latencies[True])
 
     def forget_partition(self, partition: int) -> None:
         """A revoked partition is another worker's to report."""
@@ -140,3 +144,23 @@ class WorkerMetrics:
                 registry=reg,
             ),
         )
+
+
+def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """``histogram.observe(max(0, a))`` for every amount, in one go: bucket counts and the
+    sum are added once per batch (a per-event observe cost 2 us of the worker's ~20). Reaches
+    into prometheus_client's histogram child (``_upper_bounds``, ``_buckets``, ``_sum``,
+    non-cumulative buckets); tests/unit/test_worker_metrics.py checks it against observe."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        amount = max(0.0, amount)
+        total += amount
+        counts[bisect_left(bounds, amount)] += 1
+    histogram._sum.inc(total)
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
