@@ -211,10 +211,31 @@ def live_offsets(client: redis.Redis, prefix: str) -> dict[int, int]:
 
 
 def mark_written(client: redis.Redis, prefix: str, sources: list[str]) -> None:
-    """Every shard of ``sources`` looks written (its last-write time moves, as with any
-    write), so the exporter must read it all again; the figures stay."""
+    """Every shard of ``sources`` looks written as a batch of events in its latest hour
+    would leave it: its last-write time moves (as with any write), and so do the versions
+    apply.lua keeps of its newest two hour buckets and its newest day bucket (``bv``),
+    and of their days (``bd``), so the exporter must read those buckets again (and the
+    shard's totals, gauges, oldest open incidents and past-target counts); the figures
+    stay."""
+    shards = [
+        keys.shard(prefix, source, int(p))
+        for source in sources
+        for p in client.smembers(keys.partitions(prefix, source))
+    ]
     pipe = client.pipeline(transaction=False)
-    for source in sources:
-        for p in client.smembers(keys.partitions(prefix, source)):
-            pipe.hincrby(keys.shard(prefix, source, int(p)) + keys.META, META_LAST_WRITE, 1)
+    for base in shards:
+        pipe.zrevrange(base + "hours", 0, 1)
+        pipe.zrevrange(base + "days", 0, 0)
+    newest = pipe.execute()
+    token = f"bench{time.time_ns()}"  # a version no bucket had before
+    pipe = client.pipeline(transaction=False)
+    for i, base in enumerate(shards):
+        pipe.hincrby(base + keys.META, META_LAST_WRITE, 1)
+        hours, days = [int(h) for h in newest[2 * i]], [int(d) for d in newest[2 * i + 1]]
+        names = [f"h:{h}" for h in hours] + [f"d:{d}" for d in days]
+        if names:
+            day_names = {f"d:{start - start % 86400}" for start in hours + days}
+            pipe.hincrby(base + keys.BUCKET_VERSIONS, "#", 1)
+            pipe.hset(base + keys.BUCKET_VERSIONS, mapping=dict.fromkeys(names, token))
+            pipe.hset(base + keys.DAY_VERSIONS, mapping=dict.fromkeys(day_names, token))
     pipe.execute()

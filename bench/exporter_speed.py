@@ -16,8 +16,14 @@ scenario times ``--scrapes`` GETs of /metrics as Prometheus makes them (OpenMetr
 * ``idle``: nothing written between scrapes (19 finished replays, a quiet live feed);
 * ``live``: before each scrape 50 new live events are applied (a busy feed);
 * ``busy``: that, and every shard of one replay marked written, as if being replayed;
-* ``all 20 written``: every shard of every source marked written before each scrape:
-  nothing can be reused (the worst case).
+* ``all 20 written``: every shard of every source marked written before each scrape (the
+  worst case), as a batch of events in its latest hour would leave it
+  (exporter_load.mark_written): its last-write time moves, so the exporter reads its
+  totals, gauges, oldest open incidents and past-target counts again, and so do the
+  versions apply.lua keeps of its newest two hour buckets and its newest day bucket, so
+  those buckets are read again and its windows added up again; its other buckets are
+  reused, as after any such write. The first (cold) scrape, printed too, is the case
+  where nothing at all is reused.
 
 --quick runs ``busy`` and ``all 20 written`` with 5 scrapes each. The bare baseline, in the
 same run: Redis reading every hash a cold scrape reads, HGETALL in one script per shard

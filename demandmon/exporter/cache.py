@@ -3,22 +3,27 @@
 A scrape reads every exported source, in one round trip per step for all of them: the
 sources, their shards, every shard's probe (``reader.ShardProbe``: its meta hash and how
 many incidents it keeps), then read.lua for just the parts of the shards that changed.
-read.lua answers each segment's sums (``by_segment``), which are added up into the nested
-windows here, as vectors of the exported fields (demandmon/exporter/vectors.py); each reply
-is decoded, and a source's figures added up, as soon as it arrives, while Redis runs the
-next scripts (demandmon/exporter/replies.py). Besides the windows, the hour of the window
-end and the hour before are kept (``hour_counts``): expected demand needs no read of them.
+The windows are added up here from each shard's hour and day buckets, kept between
+scrapes with their versions (demandmon/exporter/buckets.py), as vectors of the exported
+fields (demandmon/exporter/vectors.py); each reply is decoded, and a source's figures
+added up, as soon as it arrives, while Redis runs the next scripts
+(demandmon/exporter/replies.py). Besides the windows, the hour of the window end and the
+hour before are kept (``hour_counts``): expected demand needs no read of them.
 
 The invalidation rule, per shard (one source, one partition):
 
-* everything is read again when its probe differs from the one its figures were read
-  under (written, pruned, rolled back, deleted and written again), or was never seen;
-* its windows are read again when the hour bucket of its source's window end moved: live
-  windows end at the wall clock, so they move when the clock crosses an hour; a replay's
-  end at its watermark, which any of its shards moves;
-* its past-target counts are read again when the window end moved at all;
-* ``all``, the gauges and the oldest open I incidents follow the probe alone, and the meta
-  fields are the probe's own, read at every scrape.
+* ``all``, the gauges and the oldest open I incidents are read again when its probe
+  differs from the one its figures were read under (written, pruned, rolled back,
+  deleted and written again), or was never seen; the meta fields are the probe's own,
+  read at every scrape;
+* its windows are looked at again then too, and when the hour bucket of its source's
+  window end moved (live windows end at the wall clock, so they move when the clock
+  crosses an hour; a replay's end at its watermark, which any of its shards moves): of
+  the buckets they add up, read.lua reads only those whose version (apply.lua's, which
+  never repeats, even across a rollback) is not the one held, or that are not held; a
+  bucket no longer there is dropped; a shard without versions (written by an older
+  apply script) has every bucket read;
+* its past-target counts are read again when its probe differs or the window end moved.
 
 A source no longer exported (deleted or deregistered) is forgotten with its shards, and so
 is a shard no longer in its source's partition set. A scrape that fails keeps nothing of
@@ -33,12 +38,13 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
-import numpy as np
 import orjson
 
 from demandmon.clients import SyncRedis
+from demandmon.exporter.buckets import HOURS, Plan, Windows, add_up, flat_vector, read_windows
 from demandmon.exporter.replies import each_reply
 from demandmon.exporter.vectors import BUCKETS, GAUGES, Vector
 from demandmon.state import keys
@@ -53,14 +59,10 @@ from demandmon.state.reader import (
     window_end,
     window_plan,
 )
-from demandmon.state.windows import HOUR, WINDOWS, hour_bucket
+from demandmon.state.windows import WINDOWS, hour_bucket
 
 TOTALS = "all"  # the window of everything kept (read.lua's ``all``)
 _versions = itertools.count()
-# Read besides the windows: the hour holding the window end, and it with the hour before,
-# which expected demand needs (``hour_counts``).
-THIS_HOUR, TWO_HOURS = "this hour", "two hours"
-_HOURS = {THIS_HOUR: 1, TWO_HOURS: 2}
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,11 @@ class _Shard:
     key: tuple[Any, ...]  # ShardProbe.key
     probe: ShardProbe
     totals: Vector
+    totals_version: int  # ``all`` is one of a source's windows, yet read with the probe
     gauges: Vector
     oldest: dict[str, Any]
     hour: int
-    windows: dict[str, Vector]
-    windows_version: int
+    windows: Windows  # and the buckets they add up, with their versions
     past_end: float
     past: dict[str, Any]
     state_version: int
@@ -82,7 +84,7 @@ class _Shard:
 
 @dataclass
 class _Source:
-    windows_key: tuple[int, ...]
+    windows_key: tuple[tuple[int, int], ...]
     windows: dict[str, Counter[str]]
     state_key: tuple[Any, ...]
     figures: SourceFigures
@@ -98,12 +100,13 @@ class _Pending:
     probe: ShardProbe
     old: _Shard | None
     hour: int
+    plan: Plan
     end: float
     windows: bool
     past: bool
     reply: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def fresh(self) -> bool:
         return self.old is None or self.old.key != self.probe.key
 
@@ -119,7 +122,7 @@ class CachedStateReader(StateReader):
         super().__init__(client, prefix)
         self.windows = dict(windows)
         # Which segments each window adds up: the same wherever the windows end.
-        self._asked = {**self.windows, **_HOURS}
+        self._asked = {**self.windows, **HOURS}
         self._nesting = window_plan(0.0, self._asked)["windows"]
         self.shards: dict[tuple[str, int], _Shard] = {}
         self.by_source: dict[str, _Source] = {}
@@ -140,21 +143,25 @@ class CachedStateReader(StateReader):
             zip(shards, self.probe([keys.shard(self.prefix, s, p) for s, p in shards]), strict=True)
         )
         ends: dict[str, float] = {}
+        plans: dict[int, Plan] = {}  # by the hour the windows end in
         pending: list[_Pending] = []
         for source in sources:
             marks = [m for p in parts[source] if (m := probes[source, p].watermark_ms) is not None]
             end = window_end(source, now_s, max(marks) / 1000 if marks else None)
             ends[source] = end
+            hour = hour_bucket(end)
+            if hour not in plans:
+                plans[hour] = Plan.of(hour, window_plan(end, self._asked)["segments"])
             for p in parts[source]:
                 probe, old = probes[source, p], self.shards.get((source, p))
-                job = _Pending(source, p, probe, old, hour_bucket(end), end, True, True)
+                job = _Pending(source, p, probe, old, hour, plans[hour], end, True, True)
                 if not job.fresh and old is not None:
                     job.windows = old.hour != job.hour
                     job.past = old.past_end != end
                     if not (job.windows or job.past):
                         continue
                 pending.append(job)
-        requests: dict[tuple[Any, ...], str] = {}  # a source's shards mostly ask alike
+        requests: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}  # mostly alike
         calls = [
             (keys.shard(self.prefix, j.source, j.partition), self._request(j, requests))
             for j in pending
@@ -203,29 +210,33 @@ class CachedStateReader(StateReader):
         scripted = [([base], [arg]) for base, arg in calls]
         each_reply(self.client, self.script, scripted, lambda i, raw: handle(i, orjson.loads(raw)))
 
-    def _request(self, job: _Pending, made: dict[tuple[Any, ...], str]) -> str:
+    def _request(
+        self, job: _Pending, made: dict[tuple[Any, ...], tuple[dict[str, Any], str]]
+    ) -> str:
         fresh = job.fresh
         asked = (job.end, job.windows, job.past, fresh)
-        if asked in made:
-            return made[asked]
-        made[asked] = read_request(
-            windows_end_s=job.end if job.windows else None,
-            windows=self._asked,
-            totals=fresh,
-            gauges=fresh,
-            past_end_s=job.end if job.past else None,
-            oldest=fresh,
-            by_segment=True,
-        )
-        return made[asked]
+        if asked not in made:
+            text = read_request(
+                totals=fresh,
+                gauges=fresh,
+                past_end_s=job.end if job.past else None,
+                oldest=fresh,
+                by_bucket=job.plan.wire if job.windows else None,
+                flat=True,
+            )
+            made[asked] = (orjson.loads(text), text)
+        doc, text = made[asked]
+        if not job.windows or job.old is None:
+            return text
+        # The versions held of each bucket and day: read.lua answers only what moved.
+        return orjson.dumps({**doc, **job.old.windows.buckets.request(job.plan)}).decode()
 
     def _entry(self, job: _Pending) -> _Shard:
         doc = job.reply
         windows = None
-        if job.windows:  # read.lua's segment sums, added up into the windows (they nest)
-            segments = [BUCKETS.vector(raw) for raw in doc.get("segments") or ()]
-            running = np.cumsum(segments, axis=0) if segments else ()
-            windows = {str(name): running[int(n) - 1] for name, n in self._nesting}
+        if job.windows:  # the buckets that moved, and the windows added up again
+            held = job.old.windows if job.old is not None else None
+            windows = read_windows(job.plan, held, doc, self._nesting)
         past = doc["past"] if job.past else None
         if job.fresh or job.old is None:
             assert windows is not None and past is not None
@@ -233,19 +244,19 @@ class CachedStateReader(StateReader):
             return _Shard(
                 key=job.probe.key,
                 probe=job.probe,
-                totals=BUCKETS.vector(doc["windows"][TOTALS]),
-                gauges=GAUGES.vector(doc["now"]),
+                totals=flat_vector(BUCKETS, doc["windows"][TOTALS]),
+                totals_version=version,
+                gauges=flat_vector(GAUGES, doc["now"]),
                 oldest=doc["oldest"],
                 hour=job.hour,
                 windows=windows,
-                windows_version=version,
                 past_end=job.end,
                 past=past,
                 state_version=version,
             )
         old = job.old
         if windows is not None:
-            old = replace(old, hour=job.hour, windows=windows, windows_version=next(_versions))
+            old = replace(old, hour=job.hour, windows=windows)
         if past is not None:
             old = replace(old, past_end=job.end, past=past, state_version=next(_versions))
         return old
@@ -261,7 +272,7 @@ class CachedStateReader(StateReader):
         the last scrape's very objects when nothing changed; nothing is kept here."""
         entries = [read.get((source, p)) or self.shards[source, p] for p in partitions]
         cached = self.by_source.get(source)
-        windows_key = tuple(e.windows_version for e in entries)
+        windows_key = tuple((e.windows.version, e.totals_version) for e in entries)
         state_key = (*(e.state_version for e in entries), *(e.key for e in entries), end)
         unchanged = cached is not None and cached.windows_key == windows_key
         if cached is not None and unchanged and cached.state_key == state_key:
@@ -272,15 +283,9 @@ class CachedStateReader(StateReader):
         elif not entries:  # no shard yet: no window at all, as a fresh read
             windows = {}
         else:
-            windows = {
-                name: BUCKETS.counter([e.windows[name] for e in entries]) for name in self.windows
-            }
-            windows[TOTALS] = BUCKETS.counter([e.totals for e in entries])
             # Every entry's windows were read at this hour (the hour moving reads them).
-            this = np.sum([e.windows[THIS_HOUR] for e in entries], axis=0)
-            two = np.sum([e.windows[TWO_HOURS] for e in entries], axis=0)
-            hour = hour_bucket(end)
-            hours = {hour: BUCKETS.counter([this]), hour - HOUR: BUCKETS.counter([two - this])}
+            windows, hours = add_up([e.windows for e in entries], self.windows, hour_bucket(end))
+            windows[TOTALS] = BUCKETS.counter([e.totals for e in entries])
         marks = [m for e in entries if (m := e.probe.watermark_ms) is not None]
         writes = [w for e in entries if (w := e.probe.last_write_ms) is not None]
         figures = SourceFigures(

@@ -61,6 +61,34 @@ local LATE = base .. 'late'
 
 local function int(x) return string.format('%d', x) end
 
+-- Bucket versions, so that the exporter reads again only the buckets that moved
+-- (demandmon/exporter/cache.py): 'bv' maps 'h:<hour>' / 'd:<day>' to the token of the
+-- call that last wrote that bucket (a field per bucket that exists), and '#' to a count
+-- of the calls that stamped any; 'bd' maps 'd:<day>' to the token of the last call that
+-- wrote or deleted any bucket of that day, hours or the day (a field per day bucket that
+-- exists). A token is Redis's clock (s, us; the worker's, ms, for a user that may not
+-- call TIME) and the count, so none repeats, even after a rollback (an older copy of the
+-- data, written on).
+local BV, BD, BV_COUNT = base .. 'bv', base .. 'bd', '#'
+local token = nil
+local function stamp()  -- this call's token, made once
+  if token == nil then
+    local t = redis.pcall('TIME')
+    local clock
+    if t.err then  -- a user not allowed TIME (an ACL from before): the worker's clock
+      clock = int(now) .. 'ms'
+    else
+      clock = t[1] .. string.format('%06d', tonumber(t[2]))
+    end
+    token = clock .. '.' .. redis.call('HINCRBY', BV, BV_COUNT, 1)
+  end
+  return token
+end
+local function day_of(suffix)  -- 'h:<hour>' or 'd:<day>' -> 'd:<its day>'
+  local start = tonumber(string.sub(suffix, 3))
+  return 'd:' .. int(start - start % 86400)
+end
+
 local wm = tonumber(redis.call('HGET', META, M_WATERMARK) or '-1')   -- this shard's
 local horizon_wm = math.max(wm, source_wm)                      -- what lateness follows
 local last_offset = tonumber(redis.call('HGET', META, M_OFFSET) or '-1')
@@ -431,10 +459,33 @@ for hk, hd in pairs(buckets) do
   redis.call('ZADD', HOURS, hd[1], int(hd[1]))
   redis.call('ZADD', DAYS, hd[2], int(hd[2]))
 end
+local stamped = {}     -- bucket suffix ('h:<hour>', 'd:<day>') -> true, written here
 for key, fields in pairs(deltas) do
   for f, v in pairs(fields) do
-    if v ~= 0 then redis.call('HINCRBY', key, f, int(v)) end
+    if v ~= 0 then
+      redis.call('HINCRBY', key, f, int(v))
+      if key ~= ALL then stamped[string.sub(key, #base + 1)] = true end
+    end
   end
+end
+if next(stamped) ~= nil then
+  -- One token for every bucket this call wrote, and for their days. A shard that has
+  -- buckets but no versions yet (written by an older apply script) gets a version for
+  -- every bucket it keeps, so that from here on a bucket without one does not exist.
+  if redis.call('EXISTS', BV) == 0 then
+    for _, h in ipairs(redis.call('ZRANGE', HOURS, 0, -1)) do stamped['h:' .. h] = true end
+    for _, d in ipairs(redis.call('ZRANGE', DAYS, 0, -1)) do stamped['d:' .. d] = true end
+  end
+  local now_token = stamp()
+  local args, days = {}, {}
+  for suffix, _ in pairs(stamped) do
+    table.insert(args, suffix); table.insert(args, now_token)
+    days[day_of(suffix)] = true
+  end
+  call_chunked('HSET', BV, args)
+  args = {}
+  for day, _ in pairs(days) do table.insert(args, day); table.insert(args, now_token) end
+  call_chunked('HSET', BD, args)
 end
 for f, v in pairs(gauges) do
   if v ~= 0 then redis.call('HINCRBY', NOW, f, int(v)) end
@@ -447,13 +498,30 @@ if horizon then
   redis.call('ZREMRANGEBYSCORE', SEEN, '-inf', '(' .. int(horizon))
   -- After the deltas, so that a bucket that left the horizon in this call is not revived.
   local horizon_s = math.floor(horizon / 1000)
+  -- A bucket deleted loses its version; a day whose bucket is deleted loses its version
+  -- (every hour of it is gone by then too), one that keeps its bucket gets a new one.
+  local gone, touched, gone_days = {}, {}, {}
   for _, h in ipairs(redis.call('ZRANGEBYSCORE', HOURS, '-inf', '(' .. int(horizon_s - 3600))) do
     redis.call('DEL', base .. 'h:' .. h)
+    table.insert(gone, 'h:' .. h)
+    touched[day_of('h:' .. h)] = true
   end
   redis.call('ZREMRANGEBYSCORE', HOURS, '-inf', '(' .. int(horizon_s - 3600))
   for _, d in ipairs(redis.call('ZRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))) do
     redis.call('DEL', base .. 'd:' .. d)
+    table.insert(gone, 'd:' .. d)
+    table.insert(gone_days, 'd:' .. d)
+    touched['d:' .. d] = nil
   end
+  call_chunked('HDEL', BV, gone)
+  call_chunked('HDEL', BD, gone_days)
+  local restamp = {}
+  for day, _ in pairs(touched) do
+    if redis.call('HEXISTS', BD, day) == 1 then
+      table.insert(restamp, day); table.insert(restamp, stamp())
+    end
+  end
+  call_chunked('HSET', BD, restamp)
   redis.call('ZREMRANGEBYSCORE', DAYS, '-inf', '(' .. int(horizon_s - 86400))
 end
 for _, offset in ipairs(late_new) do redis.call('HSET', LATE, int(offset), TOO_LATE) end

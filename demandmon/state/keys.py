@@ -11,6 +11,8 @@ from typing import Final
 # legend of what the hashes hold.
 META: Final = "meta"
 LATE: Final = "late"
+BUCKET_VERSIONS: Final = "bv"
+DAY_VERSIONS: Final = "bd"
 SHARD_KEYS: Final[dict[str, str]] = {
     META: "hash: the shard's position, times and event counters (record.META_FIELDS)",
     "inc": "hash: incident id -> the incident record, JSON (record.INCIDENT_KEYS)",
@@ -22,6 +24,10 @@ SHARD_KEYS: Final[dict[str, str]] = {
     "now": "hash: the gauges (record.GAUGES)",
     "hours": "sorted set: the hour buckets that exist",
     "days": "sorted set: the day buckets that exist",
+    BUCKET_VERSIONS: "hash: 'h:<hour>' / 'd:<day>' -> the version of that bucket's last write"
+    " (a token that never repeats), and '#', a count of writes (apply.lua)",
+    DAY_VERSIONS: "hash: 'd:<day>' -> the version of the last write or deletion of any bucket"
+    " of that day",
     "open:": "open:<bcu>:<grade>: sorted set of open incidents by creation time",
     "wait:": "wait:<bcu>:<grade>: open I and S incidents not yet attended",
     "att:": "att:<bcu>:<grade>: open I and S incidents attended (not yet closed)",

@@ -5,19 +5,30 @@
 --                "windows": [[name, n], ...],  -- n ascending: a window is the sum of the
 --                                              -- first n segments (nested windows that
 --                                              -- end together: each bucket is read once)
---                "by_segment": bool,  -- each segment's own sums, not the windows'
+--                "by_bucket": {"names": ['h:<start>' or 'd:<start>', ...], "day": [k, ...],
+--                              "days": ['d:<start>', ...]},  -- instead of segments and
+--                     -- windows: each bucket's own sums; "day": its day, the k-th of days
+--                "tokens": [version, ...],  -- the version the caller holds of each
+--                     -- bucket ('?': none; '*': read while its day had the version
+--                     -- held), and "held_days": [version, ...] of each day ('?': none)
+--                "flat": bool,  -- bucket sums, "all" and "now" as HGETALL answers them
 --                "all": bool, "now": bool, "meta": bool,
 --                "past": [[bcu, grade, created_before_ms], ...], "oldest": [bcu, ...]}
 -- I_GRADE comes from the prelude generated from schemas/vocabulary.py
 -- (demandmon/state/lua.py).
 -- Returns JSON {"windows": {name: {field: n}}, "now": {...}, "meta": {...},
--- (with "by_segment": "segments": [{field: n}, ...], one per segment, and "windows" holds
--- "all" alone: the caller adds segments up, and the script copies no window),
+-- (with "by_bucket": "buckets": [[i, version, {field: n}], ...] for the i-th bucket (from
+-- 1) not held or whose version is not the one held: '' and no sums for a bucket that is
+-- not there, '*' for one not held before, false when the shard has no versions at all
+-- (written by an older apply script: every bucket is read); "days": {day: version} for
+-- the days whose version is not the one held ('': not there); "windows" holds "all"
+-- alone),
 -- "past": {"bcu|grade": n}, "oldest": {bcu: {"u": created ms of the oldest open I incident
 -- not attended, "a": ... attended and not closed, "h": handover ms of the latest s136
 -- handover that waited over target}}} (a figure that has no incident is absent; so is a BCU
 -- that has none): counters as numbers, or as digit
--- strings from 10^14 on (exact beyond 2^53 is not needed); a part not asked for is absent.
+-- strings from 10^14 on (exact beyond 2^53 is not needed), or with "flat" as Redis holds
+-- them ([field, "n", field, "n", ...]); a part not asked for is absent.
 local base = KEYS[1]
 local req = cjson.decode(ARGV[1])
 local call, tonumber = redis.call, tonumber
@@ -51,17 +62,62 @@ local function copy(t)
 end
 
 local out = {windows = {}, past = {}, oldest = {}}
-local segments = {}
-for s, segment in ipairs(req.segments) do
-  local acc = {}
-  for _, h in ipairs(segment[1]) do hash_into(acc, base .. 'h:' .. int(h)) end
-  for _, d in ipairs(segment[2]) do hash_into(acc, base .. 'd:' .. int(d)) end
-  segments[s] = acc
-end
-if req.by_segment then
-  out.segments = {}
-  for s, acc in ipairs(segments) do out.segments[s] = exact(acc) end
+if req.by_bucket then
+  -- A bucket not held is read ('*': its own version is not looked up, so it stands
+  -- while its day's does); one held is read again when its day's version (apply.lua's
+  -- 'bd') is not the one held and its own ('bv') is not either. A day not there has no
+  -- bucket.
+  local names, day_of, day_names = req.by_bucket.names, req.by_bucket.day, req.by_bucket.days
+  local function bucket(name)
+    local acc = call('HGETALL', base .. name)
+    if req.flat then return acc end
+    local sums = {}
+    for i = 1, #acc, 2 do sums[acc[i]] = tonumber(acc[i + 1]) end
+    return exact(sums)
+  end
+  local held, held_days = req.tokens or {}, req.held_days or {}
+  out.buckets = {}
+  if call('EXISTS', base .. 'bv') == 0 then  -- no versions at all: every bucket is read
+    for i, name in ipairs(names) do table.insert(out.buckets, {i, false, bucket(name)}) end
+  else
+    local days, moved = {}, {}
+    if #day_names > 0 then days = call('HMGET', base .. 'bd', unpack(day_names)) end
+    out.days = {}
+    for k, day in ipairs(day_names) do
+      local version = days[k] or ''
+      days[k] = version
+      if version ~= held_days[k] then out.days[day] = version; moved[k] = true end
+    end
+    local ask, at = {}, {}
+    for i, name in ipairs(names) do
+      local k = day_of[i]
+      if days[k] == '' then
+        if held[i] ~= '' then table.insert(out.buckets, {i, '', {}}) end
+      elseif held[i] == nil or held[i] == '?' then  -- not held: good while its day stands
+        table.insert(out.buckets, {i, '*', bucket(name)})
+      elseif moved[k] then
+        table.insert(ask, name); table.insert(at, i)
+      end
+    end
+    if #ask > 0 then
+      local versions = call('HMGET', base .. 'bv', unpack(ask))
+      for j, name in ipairs(ask) do
+        local i, version = at[j], versions[j] or ''
+        if version ~= held[i] then
+          if version == '' then table.insert(out.buckets, {i, '', {}})
+          else table.insert(out.buckets, {i, version, bucket(name)}) end
+        end
+      end
+    end
+  end
 else
+  local segments = {}
+  for s, segment in ipairs(req.segments) do
+    local acc = {}
+    for _, h in ipairs(segment[1]) do hash_into(acc, base .. 'h:' .. int(h)) end
+    for _, d in ipairs(segment[2]) do hash_into(acc, base .. 'd:' .. int(d)) end
+    segments[s] = acc
+  end
   local acc, added = {}, 0
   for _, w in ipairs(req.windows) do
     while added < w[2] do
@@ -72,14 +128,20 @@ else
   end
 end
 if req.all then
-  local total = {}
-  hash_into(total, base .. 'all')
-  out.windows['all'] = exact(total)
+  if req.flat then out.windows['all'] = call('HGETALL', base .. 'all')
+  else
+    local total = {}
+    hash_into(total, base .. 'all')
+    out.windows['all'] = exact(total)
+  end
 end
 if req.now then
-  local now = {}
-  hash_into(now, base .. 'now')
-  out.now = exact(now)
+  if req.flat then out.now = call('HGETALL', base .. 'now')
+  else
+    local now = {}
+    hash_into(now, base .. 'now')
+    out.now = exact(now)
+  end
 end
 if req.meta then
   local meta = {}

@@ -72,14 +72,16 @@ def read_request(
     meta: bool = False,
     past_end_s: float | None = None,
     oldest: bool = False,
-    by_segment: bool = False,  # each segment's own sums, not the windows' (the caller adds)
+    by_bucket: Mapping[str, Any] | None = None,  # these buckets' own sums (read.lua)
+    flat: bool = False,  # bucket sums, all and now as Redis holds them (field, n, ...)
 ) -> str:
     """read.lua's argument: the parts of a shard to read (nothing unless asked)."""
     none: dict[str, list[Any]] = {"segments": [], "windows": []}
     plan = window_plan(windows_end_s, windows) if windows_end_s is not None else none
     request = {
         **plan,
-        "by_segment": by_segment,
+        "by_bucket": by_bucket or False,
+        "flat": flat,
         "all": totals,
         "now": gauges,
         "meta": meta,

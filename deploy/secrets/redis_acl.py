@@ -29,6 +29,8 @@ KEY_PREFIX = re.compile(r"^[a-z0-9_]{1,32}$")
 # minus the dangerous ones (CLIENT LIST/KILL/PAUSE, ...).
 CONNECTION = ("+@connection",)
 SCRIPTS = ("+eval", "+evalsha", "+script|load", "+script|exists")
+# apply.lua's bucket versions take Redis's own clock (TIME: neither @read nor @write).
+CLOCK = ("+time",)
 READ_SCRIPTS = (*SCRIPTS, "+eval_ro", "+evalsha_ro")
 NO_DANGER = ("-@dangerous",)
 NO_ENUMERATION = ("-scan", "-randomkey")
@@ -65,6 +67,7 @@ def role_rules(role: str, key_prefix: str) -> tuple[str, ...]:
             "+@read",
             "+@write",
             *SCRIPTS,
+            *CLOCK,
             *NO_DANGER,
             *NO_ENUMERATION,
         )

@@ -9,6 +9,7 @@ import json
 import uuid
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from demandmon.state import keys
 from demandmon.state.reader import SourceFigures, StateReader
 from demandmon.state.registry import delete_state, deregister, register
 from demandmon.state.store import StoreConfig, script_args
-from demandmon.state.windows import HOUR, hour_bucket
+from demandmon.state.windows import DAY, HOUR, hour_bucket
 from schemas.vocabulary import LIVE_SOURCE, SOURCE_HEADER
 from streams.generate import generate_stream
 from tests.conftest import Stack
@@ -148,6 +149,196 @@ def test_cached_figures_equal_fresh_ones_through_writes_prunes_hours_and_deletes
         assert len(check.cached.shards) == 2 * PARTITIONS
     finally:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+
+
+def _keys(client: Any, prefix: str) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+def _copy(client: Any, prefix: str) -> dict[bytes, bytes]:
+    """Every key under the prefix, as DUMP has it: an older copy of the data."""
+    return {key: dumped for key in _keys(client, prefix) if (dumped := client.dump(key))}
+
+
+def _come_back_with(client: Any, prefix: str, older: dict[bytes, bytes]) -> None:
+    """Redis restarted with ``older``: every key as it was then, and no other."""
+    for key in _keys(client, prefix):
+        client.delete(key)
+    for key, dumped in older.items():
+        client.restore(key, 0, dumped)
+
+
+def _versions_hold(client: Any, prefix: str, source: str) -> None:
+    """apply.lua's promise to the reader, per shard: every bucket there is has a version
+    (bv), every bucket with a version is one the shard keeps (hours, days), and the days
+    with a version (bd) are those of the buckets with one."""
+    for p in StateReader(client, prefix).partitions(source):
+        base = keys.shard(prefix, source, p)
+        versions = {k.decode() for k in client.hkeys(base + keys.BUCKET_VERSIONS)} - {"#"}
+        kept = {f"h:{h.decode()}" for h in client.zrange(base + "hours", 0, -1)}
+        kept |= {f"d:{d.decode()}" for d in client.zrange(base + "days", 0, -1)}
+        there = {name for name in kept if client.exists(base + name)}
+        assert there <= versions <= kept, (source, p, there - versions, versions - kept)
+        days = {k.decode() for k in client.hkeys(base + keys.DAY_VERSIONS)}
+        starts = {int(name[2:]) for name in versions}
+        assert days == {f"d:{start - start % DAY}" for start in starts}, (source, p)
+
+
+class Spy:
+    """The bucket replies the cached reader gets from read.lua, per call of ``check``."""
+
+    def __init__(self, check: Check, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.replies: list[list[Any]] = []
+        read_each = check.cached.read_each
+
+        def spy(calls: Any, handle: Callable[[int, dict[str, Any]], None]) -> None:
+            def seen(i: int, reply: dict[str, Any]) -> None:
+                self.replies.append(list(reply.get("buckets") or ()))
+                handle(i, reply)
+
+            read_each(calls, seen)
+
+        monkeypatch.setattr(check.cached, "read_each", spy)
+
+    def take(self) -> list[Any]:
+        """The bucket replies since the last look, all shards together."""
+        out = [b for reply in self.replies for b in reply]
+        self.replies.clear()
+        return out
+
+
+def _apply(
+    store: SyncStateStore, msgs: list[Consumed], parts: int, check: Check, now: float
+) -> None:
+    step = len(msgs) // parts + 1
+    for lo in range(0, len(msgs), step):
+        plan = plan_batch(msgs[lo : lo + step], MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
+        store.apply(plan, now_ms=lo + 1)
+        check(now)
+
+
+def test_buckets_are_read_by_version_through_a_rollback(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written buckets are read again and alone; after Redis comes back with an older
+    copy of the data (every key as it was) and is written on, the figures are exact."""
+    client = stack.redis()
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
+    assert not register(client, prefix, REPLAY, 20).refused
+    events, _ = generate_stream("sample", seed=22)
+    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
+    check = Check(client, prefix)
+    spy = Spy(check, monkeypatch)
+    msgs = _messages(events, REPLAY) + _messages(events, LIVE_SOURCE)
+    msgs.sort(key=lambda m: json.loads(m.value or b"{}")["occurred_at"])
+    a, b = len(msgs) * 2 // 5, len(msgs) * 7 // 10
+    try:
+        _apply(store, msgs[:a], 6, check, clock)
+        cold = len(spy.take())
+        # A batch of the next events: only the buckets it wrote are read again.
+        _apply(store, msgs[a : a + 40], 1, check, clock)
+        written = spy.take()
+        assert 0 < len(written) < cold / 10, (len(written), cold)
+        assert all(version for _, version, _ in written)
+        older = _copy(client, prefix)
+        _apply(store, msgs[a + 40 : b], 4, check, clock)
+        _versions_hold(client, prefix, REPLAY)
+        _come_back_with(client, prefix, older)  # Redis restarts with the older copy
+        # Written on before the next scrape: the same offsets again, but other events
+        # (every other one), so the same calls stamp the same buckets again.
+        again = msgs[a + 40 : b : 2]
+        step = len(again) // 4 + 1
+        plan = plan_batch(again[:step], MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
+        store.apply(plan, now_ms=1)
+        check(clock)
+        _apply(store, again[step:], 3, check, clock)
+        _apply(store, msgs[b:], 3, check, clock)
+        _versions_hold(client, prefix, REPLAY)
+        _versions_hold(client, prefix, LIVE_SOURCE)
+        assert check(clock) == 0
+    finally:
+        for key in _keys(client, prefix):
+            client.delete(key)
+
+
+def test_a_rollback_written_on_with_other_events_is_read_exactly(stack: Stack) -> None:
+    """One shard: X, then Y1 read; Redis comes back with the copy taken after X and the
+    same offsets are written with other events (Y2): the same number of calls stamps the
+    same buckets again, yet no version repeats, so what Y1 left is not taken for Y2's."""
+    client = stack.redis()
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
+    assert not register(client, prefix, REPLAY, 20).refused
+    events, _ = generate_stream("sample", seed=24)
+    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
+    ids = list(dict.fromkeys(str(e["incident_id"]) for e in events))
+    x, y1, y2 = ([e for e in events if str(e["incident_id"]) in ids[i::3]] for i in range(3))
+    header = [(SOURCE_HEADER, REPLAY.encode())]
+
+    def batch(part: list[dict[str, Any]], first: int) -> None:
+        msgs = [
+            Consumed(
+                "t", 0, first + n, str(e["incident_id"]).encode(), json.dumps(e).encode(), header
+            )
+            for n, e in enumerate(part)
+        ]
+        store.apply(plan_batch(msgs, MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY}), now_ms=first)
+
+    check = Check(client, prefix)
+    try:
+        batch(x, 0)
+        check(clock)
+        older = _copy(client, prefix)
+        batch(y1, len(x))
+        check(clock)
+        _come_back_with(client, prefix, older)
+        batch(y2, len(x))
+        assert check(clock) == 1
+        _versions_hold(client, prefix, REPLAY)
+    finally:
+        for key in _keys(client, prefix):
+            client.delete(key)
+
+
+def test_a_state_without_bucket_versions_is_read_whole_until_written(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State an older apply script wrote (no bv, no bd): every bucket is read, and exact;
+    the first write gives each bucket of the shard a version, so they are reused."""
+    client = stack.redis()
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
+    assert not register(client, prefix, REPLAY, 20).refused
+    events, _ = generate_stream("sample", seed=23)
+    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
+    msgs = _messages(events, REPLAY)
+    half = len(msgs) // 2
+    try:
+        plan = plan_batch(msgs[:half], MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
+        store.apply(plan, now_ms=1)
+        for key in _keys(client, prefix):
+            if key.endswith((b"}:bv", b"}:bd")):
+                client.delete(key)
+        check = Check(client, prefix)
+        spy = Spy(check, monkeypatch)
+        check(clock)
+        unversioned = spy.take()
+        assert unversioned and all(version is False for _, version, _ in unversioned)
+        # The first write stamps every bucket the shard keeps: one more full read (their
+        # own versions not looked up), the next looks up those of the days it wrote.
+        _apply(store, msgs[half : half + 30], 1, check, clock)
+        _versions_hold(client, prefix, REPLAY)
+        assert {version for _, version, _ in spy.take()} <= {"*", ""}
+        _apply(store, msgs[half + 30 : half + 60], 1, check, clock)
+        spy.take()
+        _apply(store, msgs[half + 60 : half + 80], 1, check, clock)
+        read = [i for i, version, _ in spy.take() if version]
+        assert 0 < len(read) < len(unversioned) / 10
+        _apply(store, msgs[half + 80 :], 4, check, clock)
+    finally:
+        for key in _keys(client, prefix):
             client.delete(key)
 
 

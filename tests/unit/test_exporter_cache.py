@@ -4,6 +4,7 @@ real apply script keeps the rule's promise is tests/integration/test_exporter_ca
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ PREFIX = "t"
 # 2023-11-28 10:20 UTC, a replay's watermark or the wall clock.
 T0 = 1_701_165_600.0 + 20 * 60
 INCIDENTS = "|".join((CODES["incidents"].code, "SE", MENTAL_HEALTH))
+_tokens = (f"t{n}" for n in itertools.count())  # apply.lua's: none ever repeats
 
 
 def field_of(name: CounterName, *labels: str) -> str:
@@ -50,16 +52,25 @@ class Shard:
     totals: Counter[str] = field(default_factory=Counter)
     gauges: Counter[str] = field(default_factory=Counter)
     waiting: dict[str, list[int]] = field(default_factory=dict)  # "bcu:grade" -> created ms
+    # The bucket versions ('h:<start>', 'd:<start>' -> token: apply.lua's bv) and those of
+    # their days (bd); None: a shard written before apply.lua kept them.
+    versions: dict[str, str] | None = field(default_factory=dict)
+    day_versions: dict[str, str] = field(default_factory=dict)
 
     def write(self, created_s: float, name: str = INCIDENTS, n: int = 1) -> None:
-        """An incident created at ``created_s`` counted, as an apply does: the buckets,
-        and the meta it always moves."""
+        """An incident created at ``created_s`` counted, as an apply does: the buckets
+        (and their versions), and the meta it always moves."""
+        hour, day = hour_bucket(created_s), day_bucket(created_s)
         for bucket in (
-            self.hours.setdefault(hour_bucket(created_s), Counter()),
-            self.days.setdefault(day_bucket(created_s), Counter()),
+            self.hours.setdefault(hour, Counter()),
+            self.days.setdefault(day, Counter()),
             self.totals,
         ):
             bucket[name] += n
+        if self.versions is not None:
+            token = next(_tokens)
+            self.versions.update({f"h:{hour}": token, f"d:{day}": token})
+            self.day_versions[f"d:{day}"] = token
         self.incidents += 1
         offset = int(self.meta.get(META_OFFSET, "-1")) + 1
         watermark = max(int(self.meta.get(META_WATERMARK, "-1")), int(created_s * 1000))
@@ -71,6 +82,13 @@ class Shard:
                 META_APPLIED: str(offset + 1),
             }
         )
+
+    def prune_hour(self, hour: int) -> None:
+        """The hour bucket deleted, as retention deletes it (its day stays)."""
+        del self.hours[hour]
+        if self.versions is not None:
+            del self.versions[f"h:{hour}"]
+            self.day_versions[f"d:{day_bucket(hour)}"] = next(_tokens)
 
 
 class Shards(CachedStateReader):
@@ -127,10 +145,10 @@ class Shards(CachedStateReader):
                 segments[-1].update(shard.hours.get(h, Counter()))
             for d in days:
                 segments[-1].update(shard.days.get(d, Counter()))
-        if req["by_segment"]:  # each segment apart: the reader adds them up
-            out["segments"] = [dict(s) for s in segments]
-        for name, n in [] if req["by_segment"] else req["windows"]:
+        for name, n in req["windows"]:
             out["windows"][name] = dict(sum(segments[:n], Counter()))
+        if req["by_bucket"]:  # the buckets whose versions moved: the reader adds them up
+            out["buckets"], out["days"] = Shards.moved_buckets(shard, req)
         if req["all"]:
             out["windows"]["all"] = dict(shard.totals)
         if req["now"]:
@@ -140,10 +158,40 @@ class Shards(CachedStateReader):
             out["past"][f"{bcu}|{grade}"] = str(sum(1 for c in waiting if c < before))
         return out
 
+    @staticmethod
+    def moved_buckets(shard: Shard, req: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
+        """read.lua's ``buckets`` and ``days`` with ``by_bucket``."""
+        plan = req["by_bucket"]
+        held, held_days = req.get("tokens", []), req.get("held_days", [])
+        buckets: list[Any] = []
+        days: dict[str, str] = {}
+        for k, day in enumerate(plan["days"]):
+            version = shard.day_versions.get(day, "")
+            if k >= len(held_days) or held_days[k] != version:
+                days[day] = version
+        for i, (name, k) in enumerate(zip(plan["names"], plan["day"], strict=True)):
+            start = int(name[2:])
+            counts = (shard.hours if name.startswith("h:") else shard.days).get(start, Counter())
+            if shard.versions is None:
+                buckets.append([i + 1, False, dict(counts)])
+                continue
+            day = plan["days"][k - 1]
+            mine = held[i] if i < len(held) else None
+            if shard.day_versions.get(day, "") == "":  # no day: none of its buckets
+                if mine != "":
+                    buckets.append([i + 1, "", {}])
+            elif mine in (None, "?"):  # not held: read, its own version not looked up
+                buckets.append([i + 1, "*", dict(counts)])
+            elif day in days and shard.versions.get(name, "") != mine:
+                version = shard.versions.get(name, "")
+                buckets.append([i + 1, version, dict(counts) if version else {}])
+        return buckets, ({} if shard.versions is None else days)
+
     def reads(self) -> list[tuple[str, set[str]]]:
         """The calls since the last look: (shard, the parts it asked for)."""
+        parts = ("all", "now", "past", "oldest")
         seen = [
-            (base, {part for part in ("windows", "all", "now", "past", "oldest") if req[part]})
+            (base, {p for p in parts if req[p]} | ({"windows"} if req["by_bucket"] else set()))
             for base, req in self.calls
         ]
         self.calls.clear()
@@ -341,3 +389,69 @@ def test_the_hour_of_the_window_end_and_the_one_before_are_kept_for_expected_dem
     later = reader.hour_counts("live")
     assert later[this + HOUR] == Counter() and later[this][INCIDENTS] == 2
     assert reader.hour_counts("gone") == {}
+
+
+def held(reader: Shards, source: str, partition: int) -> dict[str, Any]:
+    """The buckets the reader holds of a shard, by name."""
+    return dict(reader.shards[source, partition].windows.buckets.held)
+
+
+def test_a_written_bucket_is_read_again_and_the_others_are_reused() -> None:
+    reader = Shards()
+    shard = reader.shard("r1", 0)
+    for hours_ago in (0, 1, 5, 30, 24 * 10):
+        shard.write(T0 - hours_ago * HOUR)
+    figures(reader, T0)  # read without their own versions: they stand while their days do
+    assert {b.version for b in held(reader, "r1", 0).values()} == {"*", ""}  # "": no day
+    shard.write(T0 - 5 * HOUR, n=2)  # today's buckets are looked up, and read
+    figures(reader, T0)
+    today = f"d:{day_bucket(T0)}"
+    versions = {name: b.version for name, b in held(reader, "r1", 0).items()}
+    assert all(v != "*" for n, v in versions.items() if day_bucket(int(n[2:])) == day_bucket(T0))
+    assert today not in versions  # not a window's bucket: today's hours are
+    before = held(reader, "r1", 0)
+    shard.write(T0 - 5 * HOUR)  # the 05:20 hour and its day move, nothing else
+    fig = figures(reader, T0)["r1"]
+    after = held(reader, "r1", 0)
+    moved = {name for name in after if after[name] is not before[name]}
+    assert moved == {f"h:{hour_bucket(T0 - 5 * HOUR)}"}  # its day is not a window's bucket
+    assert window(fig, "24h") == 3 + 3 and window(fig, "7d") == 4 + 3
+    assert window(fig, "28d") == 5 + 3 and fig.windows["all"][INCIDENTS] == 8
+
+
+def test_a_write_outside_every_window_moves_all_alone() -> None:
+    reader = Shards()
+    shard = reader.shard("r1", 0)
+    shard.write(T0)
+    figures(reader, T0)
+    shard.write(T0 - 30 * DAY)  # kept (retention is longer than 28 days), in no window
+    fig = figures(reader, T0)["r1"]
+    assert window(fig, "28d") == 1 and fig.windows["all"][INCIDENTS] == 2
+
+
+def test_a_pruned_bucket_vanishes_from_the_windows() -> None:
+    reader = Shards()
+    shard = reader.shard("r1", 0)
+    shard.write(T0 - 3 * HOUR)
+    shard.write(T0 - 2 * HOUR)
+    assert window(figures(reader, T0)["r1"], "24h") == 2
+    shard.prune_hour(hour_bucket(T0 - 3 * HOUR))  # the day bucket keeps it, hours not
+    shard.incidents -= 1
+    fig = figures(reader, T0)["r1"]
+    assert window(fig, "24h") == 1 and f"h:{hour_bucket(T0 - 3 * HOUR)}" in held(reader, "r1", 0)
+    assert held(reader, "r1", 0)[f"h:{hour_bucket(T0 - 3 * HOUR)}"].version == ""
+
+
+def test_a_shard_without_versions_has_every_bucket_read_at_every_look() -> None:
+    reader = Shards()
+    shard = reader.shard("r1", 0)
+    shard.versions = None  # written by an apply script that kept none
+    shard.write(T0 - HOUR)
+    figures(reader, T0)
+    first = held(reader, "r1", 0)
+    shard.write(T0 - 2 * DAY)
+    fig = figures(reader, T0)["r1"]
+    again = held(reader, "r1", 0)
+    assert all(again[name] is not first[name] for name in first)
+    assert all(bucket.version is None for bucket in again.values())
+    assert window(fig, "24h") == 1 and window(fig, "7d") == 2
