@@ -267,6 +267,12 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130
+    except Exception:
+        # The private stack's folder goes below, its service logs with it: keep their tails.
+        for service_log in sorted(root.glob("*/logs/*.log")):
+            tail = service_log.read_text(errors="replace").splitlines()[-15:]
+            log(f"{service_log.name}, last lines:\n" + "\n".join(tail))
+        raise
     finally:
         for proc in procs:
             stop_child(proc)
