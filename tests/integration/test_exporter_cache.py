@@ -9,7 +9,8 @@ import json
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -156,6 +157,25 @@ def _keys(client: Any, prefix: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
 
 
+@contextmanager
+def _replay_state(
+    stack: Stack, seed: int
+) -> Iterator[tuple[Any, str, SyncStateStore, list[dict[str, Any]], float]]:
+    """A fresh key prefix with replay REPLAY registered, the sample stream of ``seed``, and
+    a clock 20 minutes past its last event; every key under the prefix deleted after."""
+    client = stack.redis()
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
+    assert not register(client, prefix, REPLAY, 20).refused
+    events, _ = generate_stream("sample", seed=seed)
+    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
+    try:
+        yield client, prefix, store, events, clock
+    finally:
+        for key in _keys(client, prefix):
+            client.delete(key)
+
+
 def _copy(client: Any, prefix: str) -> dict[bytes, bytes]:
     """Every key under the prefix, as DUMP has it: an older copy of the data."""
     return {key: dumped for key in _keys(client, prefix) if (dumped := client.dump(key))}
@@ -223,18 +243,12 @@ def test_buckets_are_read_by_version_through_a_rollback(
 ) -> None:
     """Written buckets are read again and alone; after Redis comes back with an older
     copy of the data (every key as it was) and is written on, the figures are exact."""
-    client = stack.redis()
-    prefix = f"c{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
-    assert not register(client, prefix, REPLAY, 20).refused
-    events, _ = generate_stream("sample", seed=22)
-    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
-    check = Check(client, prefix)
-    spy = Spy(check, monkeypatch)
-    msgs = _messages(events, REPLAY) + _messages(events, LIVE_SOURCE)
-    msgs.sort(key=lambda m: json.loads(m.value or b"{}")["occurred_at"])
-    a, b = len(msgs) * 2 // 5, len(msgs) * 7 // 10
-    try:
+    with _replay_state(stack, seed=22) as (client, prefix, store, events, clock):
+        check = Check(client, prefix)
+        spy = Spy(check, monkeypatch)
+        msgs = _messages(events, REPLAY) + _messages(events, LIVE_SOURCE)
+        msgs.sort(key=lambda m: json.loads(m.value or b"{}")["occurred_at"])
+        a, b = len(msgs) * 2 // 5, len(msgs) * 7 // 10
         _apply(store, msgs[:a], 6, check, clock)
         cold = len(spy.take())
         # A batch of the next events: only the buckets it wrote are read again.
@@ -258,36 +272,32 @@ def test_buckets_are_read_by_version_through_a_rollback(
         _versions_hold(client, prefix, REPLAY)
         _versions_hold(client, prefix, LIVE_SOURCE)
         assert check(clock) == 0
-    finally:
-        for key in _keys(client, prefix):
-            client.delete(key)
 
 
 def test_a_rollback_written_on_with_other_events_is_read_exactly(stack: Stack) -> None:
     """One shard: X, then Y1 read; Redis comes back with the copy taken after X and the
     same offsets are written with other events (Y2): the same number of calls stamps the
     same buckets again, yet no version repeats, so what Y1 left is not taken for Y2's."""
-    client = stack.redis()
-    prefix = f"c{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
-    assert not register(client, prefix, REPLAY, 20).refused
-    events, _ = generate_stream("sample", seed=24)
-    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
-    ids = list(dict.fromkeys(str(e["incident_id"]) for e in events))
-    x, y1, y2 = ([e for e in events if str(e["incident_id"]) in ids[i::3]] for i in range(3))
-    header = [(SOURCE_HEADER, REPLAY.encode())]
+    with _replay_state(stack, seed=24) as (client, prefix, store, events, clock):
+        ids = list(dict.fromkeys(str(e["incident_id"]) for e in events))
+        x, y1, y2 = ([e for e in events if str(e["incident_id"]) in ids[i::3]] for i in range(3))
+        header = [(SOURCE_HEADER, REPLAY.encode())]
 
-    def batch(part: list[dict[str, Any]], first: int) -> None:
-        msgs = [
-            Consumed(
-                "t", 0, first + n, str(e["incident_id"]).encode(), json.dumps(e).encode(), header
-            )
-            for n, e in enumerate(part)
-        ]
-        store.apply(plan_batch(msgs, MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY}), now_ms=first)
+        def batch(part: list[dict[str, Any]], first: int) -> None:
+            msgs = [
+                Consumed(
+                    "t",
+                    0,
+                    first + n,
+                    str(e["incident_id"]).encode(),
+                    json.dumps(e).encode(),
+                    header,
+                )
+                for n, e in enumerate(part)
+            ]
+            store.apply(plan_batch(msgs, MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY}), now_ms=first)
 
-    check = Check(client, prefix)
-    try:
+        check = Check(client, prefix)
         batch(x, 0)
         check(clock)
         older = _copy(client, prefix)
@@ -297,9 +307,6 @@ def test_a_rollback_written_on_with_other_events_is_read_exactly(stack: Stack) -
         batch(y2, len(x))
         assert check(clock) == 1
         _versions_hold(client, prefix, REPLAY)
-    finally:
-        for key in _keys(client, prefix):
-            client.delete(key)
 
 
 def test_a_state_without_bucket_versions_is_read_whole_until_written(
@@ -307,15 +314,9 @@ def test_a_state_without_bucket_versions_is_read_whole_until_written(
 ) -> None:
     """State an older apply script wrote (no bv, no bd): every bucket is read, and exact;
     the first write gives each bucket of the shard a version, so they are reused."""
-    client = stack.redis()
-    prefix = f"c{uuid.uuid4().hex[:10]}"
-    store = SyncStateStore(client, StoreConfig(prefix, 40 * 86400))
-    assert not register(client, prefix, REPLAY, 20).refused
-    events, _ = generate_stream("sample", seed=23)
-    clock = max(epoch(str(e["occurred_at"])) for e in events) + 20 * 60
-    msgs = _messages(events, REPLAY)
-    half = len(msgs) // 2
-    try:
+    with _replay_state(stack, seed=23) as (client, prefix, store, events, clock):
+        msgs = _messages(events, REPLAY)
+        half = len(msgs) // 2
         plan = plan_batch(msgs[:half], MAPPING, 65536, PLAN_NOW_MS, 0, {REPLAY})
         store.apply(plan, now_ms=1)
         for key in _keys(client, prefix):
@@ -337,9 +338,6 @@ def test_a_state_without_bucket_versions_is_read_whole_until_written(
         read = [i for i, version, _ in spy.take() if version]
         assert 0 < len(read) < len(unversioned) / 10
         _apply(store, msgs[half + 80 :], 4, check, clock)
-    finally:
-        for key in _keys(client, prefix):
-            client.delete(key)
 
 
 def test_replies_are_handed_over_in_order_and_errors_raised_once_all_are_read(
