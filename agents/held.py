@@ -19,7 +19,6 @@ from demandmon.state.record import EVENT, Entry, EventEntry, entry_offset
 
 _OCCURRED = EventEntry._fields.index("occurred_ms")
 _IS_EVENT = EventEntry._fields.index("is_event")
-_OFFSET = EventEntry._fields.index("offset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,5 +187,5 @@ def _event_times(entries: list[Entry]) -> list[int]:
 def _first_event(source: str, entries: list[Entry]) -> FirstEvent | None:
     for e in entries:
         if e[_IS_EVENT] == EVENT:
-            return FirstEvent(int(str(e[_OFFSET])), source, int(str(e[_OCCURRED])))
+            return FirstEvent(entry_offset(e), source, int(str(e[_OCCURRED])))
     return None

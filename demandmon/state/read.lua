@@ -61,6 +61,14 @@ local function copy(t)
   return c
 end
 
+-- One hash: as HGETALL answers it (with "flat"), or as numbers (exact, as above).
+local function read_hash(key)
+  if req.flat then return call('HGETALL', key) end
+  local sums = {}
+  hash_into(sums, key)
+  return exact(sums)
+end
+
 local out = {windows = {}, past = {}, oldest = {}}
 if req.by_bucket then
   -- A bucket not held is read ('*': its own version is not looked up, so it stands
@@ -68,13 +76,7 @@ if req.by_bucket then
   -- 'bd') is not the one held and its own ('bv') is not either. A day not there has no
   -- bucket.
   local names, day_of, day_names = req.by_bucket.names, req.by_bucket.day, req.by_bucket.days
-  local function bucket(name)
-    local acc = call('HGETALL', base .. name)
-    if req.flat then return acc end
-    local sums = {}
-    for i = 1, #acc, 2 do sums[acc[i]] = tonumber(acc[i + 1]) end
-    return exact(sums)
-  end
+  local function bucket(name) return read_hash(base .. name) end
   local held, held_days = req.tokens or {}, req.held_days or {}
   out.buckets = {}
   if call('EXISTS', base .. 'bv') == 0 then  -- no versions at all: every bucket is read
@@ -127,22 +129,8 @@ else
     out.windows[w[1]] = exact(copy(acc))
   end
 end
-if req.all then
-  if req.flat then out.windows['all'] = call('HGETALL', base .. 'all')
-  else
-    local total = {}
-    hash_into(total, base .. 'all')
-    out.windows['all'] = exact(total)
-  end
-end
-if req.now then
-  if req.flat then out.now = call('HGETALL', base .. 'now')
-  else
-    local now = {}
-    hash_into(now, base .. 'now')
-    out.now = exact(now)
-  end
-end
+if req.all then out.windows['all'] = read_hash(base .. 'all') end
+if req.now then out.now = read_hash(base .. 'now') end
 if req.meta then
   local meta = {}
   local flat = redis.call('HGETALL', base .. 'meta')
