@@ -340,6 +340,42 @@ def test_a_state_without_bucket_versions_is_read_whole_until_written(
         _apply(store, msgs[half + 80 :], 4, check, clock)
 
 
+def test_figures_follow_redis_losing_its_data_and_the_workers_applying_again(
+    stack: Stack,
+) -> None:
+    """Redis comes back empty (its disk lost) after the reader has held every bucket: the
+    next scrape serves the empty state, not what it held; as the events are applied again
+    from the start, every scrape is exact, and the end equals the figures before the loss."""
+    with _replay_state(stack, seed=25) as (client, prefix, store, events, clock):
+        check = Check(client, prefix)
+        msgs = _messages(events, REPLAY) + _messages(events, LIVE_SOURCE)
+        msgs.sort(key=lambda m: json.loads(m.value or b"{}")["occurred_at"])
+        _apply(store, msgs, 4, check, clock)
+        sources = check.cached.exported_sources()
+        before = _samples(check.cached.read_sources(sources, clock))
+        assert before
+        _come_back_with(client, prefix, {})
+        check(clock)
+        lost = _samples(check.cached.read_sources(sources, clock))
+        # The window's end is the clock's, not a figure the state holds.
+        survived = {
+            k: v for k, v in lost.items() if v and not k[0].endswith("window_end_timestamp_seconds")
+        }
+        assert not survived, survived
+        assert not register(client, prefix, REPLAY, 20).refused
+        half = len(msgs) // 2
+        _apply(store, msgs[:half], 3, check, clock)
+        _apply(store, msgs[half:], 3, check, clock)
+        # Everything but when it was applied (the wall clock of each batch).
+        after = _samples(check.cached.read_sources(sources, clock))
+        after, before = (
+            {k: v for k, v in f.items() if "last_processed" not in k[0]} for f in (after, before)
+        )
+        assert after == before, figures_diff(after, before)
+        _versions_hold(client, prefix, REPLAY)
+        _versions_hold(client, prefix, LIVE_SOURCE)
+
+
 def test_replies_are_handed_over_in_order_and_errors_raised_once_all_are_read(
     stack: Stack,
 ) -> None:
