@@ -26,10 +26,9 @@ from aiokafka.structs import OffsetAndMetadata
 
 from agents.applier import BatchApplier
 from agents.batch import PreparedBatch
-from agents.held import PartitionHeld, by_partition, joined
+from agents.holdback import HoldBack
 from agents.kafka_records import consumed, consumer_options
 from agents.metrics import WorkerMetrics
-from agents.skew import SkewGuard
 from demandmon.settings import Settings
 from demandmon.state.registry import REFRESH_EVERY_S
 
@@ -39,7 +38,6 @@ log = logging.getLogger("demandmon.worker")
 CHECK_EVERY_S = REFRESH_EVERY_S
 COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
 REVOKE_WAIT_S = 10.0
-STALL_S = 20.0  # nothing applied for this long but waiting on a slower partition
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -66,13 +64,11 @@ class EventConsumer(mode.Service):
         self.busy = asyncio.Lock()
         self._last_check = 0.0
         self._last_commit = 0.0
-        # Partitions kept together in event time (agents/skew.py): what each partition has
-        # prepared and not applied, in order (one holding a batch's worth is paused); and
-        # each partition's next offset to deliver.
-        self.skew = SkewGuard(settings.partition_skew_s * 1000)
-        self._held: dict[int, PartitionHeld] = {}
+        # Partitions kept together in event time (agents/holdback.py): what each has
+        # prepared and not applied (one holding a batch's worth is paused); and each
+        # partition's next offset to deliver.
+        self.holdback = HoldBack(settings.partition_skew_s * 1000)
         self._next: dict[int, int] = {}
-        self._stalled_since: float | None = None  # since when nothing was let through
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -129,8 +125,7 @@ class EventConsumer(mode.Service):
         """These partitions are sought (or gone): nothing of theirs is held any more."""
         if not partitions:
             return
-        self._held = {p: part for p, part in self._held.items() if p not in partitions}
-        self.skew.forget(partitions)
+        self.holdback.forget(partitions)
         for partition in partitions:
             self._next.pop(partition, None)
         topic = self.settings.events_topic
@@ -153,55 +148,24 @@ class EventConsumer(mode.Service):
         return behind
 
     def _hold_back(self, fresh: PreparedBatch | None) -> PreparedBatch | None:
-        """What to apply now of all that is prepared: cut so no partition runs ahead of
-        the others (agents/skew.py); pause the partitions holding a batch's worth, resume
-        the others."""
+        """What to apply now of all that is prepared (agents/holdback.py); pause the
+        partitions holding a batch's worth, resume the others."""
         self._keep(fresh)
-        if not self._held:
+        if not self.holdback.held:
             return None
-        cuts = self.skew.cuts(self._held, self._behind())
-        now = time.monotonic()
-        if cuts and self._stalled_since is not None and now - self._stalled_since >= STALL_S:
-            # Never stuck for good (sources interleaved so that each waits on the other):
-            # exactness near the horizon's edge gives way to progress.
-            log.warning("partitions held back for %.0f s: applying regardless", STALL_S)
-            cuts = {}
-        going: list[PartitionHeld] = []
-        for p in list(self._held):
-            cut = cuts.get(p)
-            if cut is None:
-                going.append(self._held.pop(p))
-                continue
-            go, stay = self._held[p].split(cut)
-            if go is not None:
-                going.append(go)
-            if stay is None:
-                del self._held[p]
-            else:
-                self._held[p] = stay
-        kept = joined(going)
-        if kept is not None:
-            self._stalled_since = None
-            self.skew.let_through(going)
-        elif self._stalled_since is None:
-            self._stalled_since = now
+        kept = self.holdback.release(self._behind(), time.monotonic())
         self._pause_full()
         return kept
 
     def _keep(self, fresh: PreparedBatch | None) -> None:
-        """Add what was just prepared to what each partition holds."""
-        for p, part in by_partition(fresh).items():
-            if p in self._held:
-                self._held[p].extend(part)  # held back before: earlier in the partition
-            else:
-                self._held[p] = part
+        self.holdback.keep(fresh)
         self._pause_full()
 
     def _pause_full(self) -> None:
         """Held messages are not fetched again; a partition holding a batch's worth stops
         fetching until it is let through, so what is held stays bounded."""
-        topic, most = self.settings.events_topic, self.settings.batch_max
-        full = {TopicPartition(topic, p) for p, h in self._held.items() if len(h.messages) >= most}
+        topic = self.settings.events_topic
+        full = {TopicPartition(topic, p) for p in self.holdback.full(self.settings.batch_max)}
         mine = self.consumer.assignment()
         if full:
             self.consumer.pause(*[tp for tp in full if tp in mine])
