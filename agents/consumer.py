@@ -5,7 +5,9 @@ offsets to Kafka on its own, while the design keeps the position with the state 
 This service reads whole `getmany` batches, and on every partition assignment seeks to
 the position Redis holds (so Redis coming back older re-applies instead of losing
 events). Every few seconds it checks that Redis still holds what was applied, and
-refreshes each partition's end offset, so lag shows even while applying is stuck.
+refreshes each partition's end offset, so lag shows even while applying is stuck. What
+it lets through is kept together in event time across its own partitions
+(agents/holdback.py) and with the other workers' (agents/peers.py).
 
 If this service fails for any reason but a stop, the Faust worker exits non-zero (mode
 re-raises a crashed service's exception), so a supervisor restarts it; it never stays
@@ -21,14 +23,14 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from agents.applier import BatchApplier
 from agents.batch import PreparedBatch
 from agents.holdback import HoldBack
 from agents.kafka_records import consumed, consumer_options
 from agents.metrics import WorkerMetrics
+from agents.peers import Peers
+from agents.progress import commit_applied, report_lag
 from demandmon.settings import Settings
 from demandmon.state.registry import REFRESH_EVERY_S
 
@@ -68,7 +70,12 @@ class EventConsumer(mode.Service):
         # prepared and not applied (one holding a batch's worth is paused); and each
         # partition's next offset to deliver.
         self.holdback = HoldBack(settings.partition_skew_s * 1000)
+        self.peers = Peers(applier.store.client, settings.key_prefix, settings.events_topic)
         self._next: dict[int, int] = {}
+        # Each seek counts; a fetch prepared while a partition was sought again (a
+        # rebalance or rewind between the fetch and its use) is dropped for it.
+        self._seeks = 0
+        self._sought_at: dict[int, int] = {}
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -91,6 +98,9 @@ class EventConsumer(mode.Service):
         for partition in [p for p in self.applier.applied_through if p not in keep]:
             self.applier.revoke(partition)
         self._reposition(keep | set(self._next))
+        await self.applier.until_done(
+            lambda: self.peers.taken(keep), "forgetting where the partitions were"
+        )
         for tp in sorted(assigned):
             resume = await self.applier.resume_point(tp.partition)
             # Taken and sought with no await in between, so no batch can slip through
@@ -98,6 +108,7 @@ class EventConsumer(mode.Service):
             offset = self.applier.take(tp.partition, resume)
             self.consumer.seek(tp, offset)
             self._next[tp.partition] = offset
+            self._sought({tp.partition})
         if assigned:
             log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
@@ -125,6 +136,7 @@ class EventConsumer(mode.Service):
         """These partitions are sought (or gone): nothing of theirs is held any more."""
         if not partitions:
             return
+        self._sought(partitions)
         self.holdback.forget(partitions)
         for partition in partitions:
             self._next.pop(partition, None)
@@ -132,6 +144,15 @@ class EventConsumer(mode.Service):
         mine = self.consumer.assignment()
         again = [TopicPartition(topic, p) for p in partitions]
         self.consumer.resume(*[tp for tp in again if tp in mine])
+
+    def _sought(self, partitions: set[int]) -> None:
+        self._seeks += 1
+        self._sought_at.update(dict.fromkeys(partitions, self._seeks))
+
+    def _current(self, prepared: PreparedBatch | None, fetched: int) -> PreparedBatch | None:
+        """Less the partitions sought since the fetch (their messages are read again)."""
+        moved = {p for p, at in self._sought_at.items() if at > fetched}
+        return prepared.without(moved) if prepared is not None and moved else prepared
 
     def _behind(self) -> set[int]:
         """The partitions taken that have more to deliver than has been fetched: Kafka's
@@ -153,7 +174,8 @@ class EventConsumer(mode.Service):
         self._keep(fresh)
         if not self.holdback.held:
             return None
-        kept = self.holdback.release(self._behind(), time.monotonic())
+        view = self.peers.view
+        kept = self.holdback.release(self._behind(), time.monotonic(), view.frontiers, view.waiting)
         self._pause_full()
         return kept
 
@@ -183,6 +205,7 @@ class EventConsumer(mode.Service):
             records = await self.consumer.getmany(
                 timeout_ms=within_ms, max_records=self.settings.batch_max
             )
+            fetched = self._seeks
             # Partitions not yet taken (assignment still reading Redis) are read again
             # once they are sought to the position Redis holds.
             taken = self.applier.applied_through
@@ -207,15 +230,14 @@ class EventConsumer(mode.Service):
                 # Redis is still applying: keep this and fetch more meanwhile, so preparing
                 # overlaps applying even when the guard lets through in lumps. (A live feed
                 # never waits for the next fetch here.)
-                self._keep(prepared)
+                self._keep(self._current(prepared, fetched))
                 continue
             if applying is not None:
-                rewound = await self._finish(applying)
+                await self._finish(applying)  # a rewind seeks: _current drops what it read
                 applying = None
-                # This batch was fetched before the rewind: those partitions are read again
-                # (and what they held is dropped).
-                prepared = prepared.without(rewound) if prepared else None
-            prepared = self._hold_back(prepared)
+            mine = {tp.partition for tp in self.consumer.assignment()}
+            await self.peers.refresh(self.consumer, mine, self.holdback.next_times)
+            prepared = self._hold_back(self._current(prepared, fetched))
             if prepared is not None:
                 applying = asyncio.ensure_future(self._apply(prepared))
             if time.monotonic() - self._last_check >= CHECK_EVERY_S:
@@ -233,13 +255,10 @@ class EventConsumer(mode.Service):
             batch = prepared.without(gone)
             return await self.applier.commit(batch) if batch is not None else {}
 
-    async def _finish(self, applying: asyncio.Task[dict[int, int | None]] | None) -> set[int]:
+    async def _finish(self, applying: asyncio.Task[dict[int, int | None]] | None) -> None:
         """Wait for the batch being applied; rewind what it found behind."""
-        if applying is None:
-            return set()
-        rewinds = await applying
-        self._rewind(rewinds)
-        return set(rewinds)
+        if applying is not None:
+            self._rewind(await applying)
 
     async def _check(self) -> None:
         self._last_check = time.monotonic()
@@ -251,36 +270,10 @@ class EventConsumer(mode.Service):
                 log.error("checking positions failed (%s)", type(exc).__name__)
 
     async def _commit(self) -> None:
-        """Tell Kafka how far we are, for tools that read the group's lag. Never read
-        back: on assignment the position comes from Redis."""
         self._last_commit = time.monotonic()
-        topic = self.settings.events_topic
-        offsets = {
-            TopicPartition(topic, p): OffsetAndMetadata(through + 1, "")
-            for p, through in self.applier.applied_through.items()
-            if through >= 0
-        }
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
-            log.info("committing offsets to Kafka failed (%s); harmless", type(exc).__name__)
+        topic, applied = self.settings.events_topic, self.applier.applied_through
+        await commit_applied(self.consumer, topic, applied)
 
     @mode.Service.timer(CHECK_EVERY_S)
     async def _refresh_lag(self) -> None:
-        assigned = sorted(self.consumer.assignment())
-        if not assigned:
-            return
-        try:
-            ends = await asyncio.wait_for(self.consumer.end_offsets(assigned), CHECK_EVERY_S)
-        except Exception as exc:  # lag is a report: never let it stop the worker
-            log.info("reading end offsets failed (%s)", type(exc).__name__)
-            return
-        for tp, end in ends.items():
-            through = self.applier.applied_through.get(tp.partition)
-            if through is None:
-                continue
-            label = str(tp.partition)
-            self.metrics.end_offset.labels(label).set(end)
-            self.metrics.lag.labels(label).set(max(0, end - (through + 1)))
+        await report_lag(self.consumer, self.applier.applied_through, self.metrics, CHECK_EVERY_S)

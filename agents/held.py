@@ -59,6 +59,16 @@ class PartitionHeld:
         if self.first is None:
             self.first = later.first
 
+    def first_times(self) -> dict[str, int]:
+        """Per source, the event time of its first event held (in offset order)."""
+        out: dict[str, int] = {}
+        for source, entries in self.shards.items():
+            for e in entries:
+                if e[_IS_EVENT] == EVENT:
+                    out[source] = int(str(e[_OCCURRED]))
+                    break
+        return out
+
     def first_over(self, limits: Mapping[str, int]) -> int | None:
         """The offset of the first event past its source's limit (a source without one is
         never cut); None when there is none."""

@@ -7,11 +7,11 @@ partitions are behind and pauses the full ones, so these decisions are tested wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from agents.batch import PreparedBatch
 from agents.held import PartitionHeld, by_partition, joined
-from agents.skew import SkewGuard
+from agents.skew import Shard, SkewGuard
 
 log = logging.getLogger("demandmon.worker")
 STALL_S = 20.0  # nothing applied for this long but waiting on a slower partition
@@ -35,12 +35,19 @@ class HoldBack:
             else:
                 self.held[p] = part
 
-    def release(self, behind: set[int], now: float) -> PreparedBatch | None:
+    def release(
+        self,
+        behind: set[int],
+        now: float,
+        peers: Mapping[Shard, int] | None = None,
+        peers_waiting: bool = False,
+    ) -> PreparedBatch | None:
         """What goes now of all that is held. ``behind``: the partitions with more to
-        deliver than was fetched; ``now``: a monotonic clock, for the give-way."""
+        deliver than was fetched; ``now``: a monotonic clock, for the give-way; ``peers``
+        and ``peers_waiting``: where other workers' partitions are (SkewGuard.cuts)."""
         if not self.held:
             return None
-        cuts = self.skew.cuts(self.held, behind)
+        cuts = self.skew.cuts(self.held, behind, peers, peers_waiting)
         stalled = self._stalled_since
         if cuts and stalled is not None and now - stalled >= self.stall_s:
             # Never stuck for good (sources interleaved so that each waits on the other):
@@ -67,6 +74,10 @@ class HoldBack:
         elif self._stalled_since is None:
             self._stalled_since = now
         return kept
+
+    def next_times(self) -> dict[Shard, int]:
+        """Where each shard stands, for the other workers (SkewGuard.next_times)."""
+        return self.skew.next_times(self.held)
 
     def forget(self, partitions: Collection[int]) -> None:
         """These partitions were sought (or are gone): nothing of theirs is held any more."""

@@ -67,6 +67,14 @@ def positions(prefix: str) -> str:
     return f"{prefix}:pos"
 
 
+def frontiers(prefix: str) -> str:
+    """Where in event time each partition stands, as the worker holding it published:
+    field ``P:source`` is the time (ms) of the next event of that source it will apply from
+    partition P (or of the last, when it holds none). Workers keep their partitions within
+    reach of the others' (agents/peers.py)."""
+    return f"{prefix}:frontiers"
+
+
 def watermarks(prefix: str) -> str:
     """Each source's latest event time across its partitions (a sorted set, ms), which
     lateness and retention follow."""

@@ -147,20 +147,25 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+def _fields_of(client: SyncRedis, key: str, name: str) -> list[str]:
+    """The ``P:<name>`` fields of a hash kept per partition and source."""
+    return [
+        field_name
+        for raw, _ in client.hscan_iter(key, match=f"*:{glob_escape(name)}", count=SCAN_COUNT)
+        for field_name in [_text(raw)]
+        if field_name.partition(":")[0].isdigit() and field_name.partition(":")[2] == name
+    ]
+
+
 def delete_state(client: SyncRedis, prefix: str, name: str) -> Removed:
     """Delete every key of source ``name``: its shards ``<prefix>:{name:P}:*`` for each
     partition it has (SCAN MATCH on the hash-tagged pattern, never KEYS; a cluster
     client scans every master, and its UNLINK splits the keys by slot), its partition
-    set, its replay record, and its entries in the shared sources, watermarks and
-    positions keys. Run after `deregister`, so that workers stop writing them."""
+    set, its replay record, and its entries in the shared sources, watermarks, positions
+    and frontiers keys. Run after `deregister`, so that workers stop writing them."""
     removed = Removed()
-    pos_key = keys.positions(prefix)
-    position_fields = [
-        field_name
-        for raw, _ in client.hscan_iter(pos_key, match=f"*:{glob_escape(name)}", count=SCAN_COUNT)
-        for field_name in [_text(raw)]
-        if field_name.partition(":")[0].isdigit() and field_name.partition(":")[2] == name
-    ]
+    pos_key, frontiers_key = keys.positions(prefix), keys.frontiers(prefix)
+    position_fields = _fields_of(client, pos_key, name)
     parts = {int(_text(p)) for p in client.smembers(keys.partitions(prefix, name))}
     parts |= {int(f.partition(":")[0]) for f in position_fields}
     removed.partitions = sorted(parts)
@@ -182,6 +187,8 @@ def delete_state(client: SyncRedis, prefix: str, name: str) -> Removed:
     pipe.zrem(keys.watermarks(prefix), name)
     if position_fields:
         pipe.hdel(pos_key, *position_fields)
+    if frontier_fields := _fields_of(client, frontiers_key, name):
+        pipe.hdel(frontiers_key, *frontier_fields)  # last: the replies above are counted
     replies = pipe.execute()
     removed.keys = [key for key, n in zip(others, replies, strict=False) if int(n)]
     removed.source_entry = bool(replies[len(others)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 
 from demandmon.clients import SyncRedis
 from demandmon.sources import iso
-from demandmon.state.registry import registered
+from demandmon.state import keys
+from demandmon.state.registry import delete_state, deregister, register, registered
 from streams.generate import generate_stream
-from tests.conftest import Pipeline
+from tests.conftest import Pipeline, Stack
 from tests.helpers import (
     WALL_CLOCK_METRICS,
     SampleKey,
@@ -299,3 +301,19 @@ def test_sources_list_and_delete(pipeline: Pipeline, tmp_path: Path) -> None:
     assert live.returncode == 2 and len(live.stderr.strip().splitlines()) == 1
     assert pipeline.run("sources", "list").stdout.splitlines()[-1] == "2 of 20 sources"
     assert metric(worker_url, REWINDS) == 0
+
+
+def test_deleting_a_source_removes_where_its_partitions_stood(stack: Stack) -> None:
+    """The frontiers workers publish to keep together (agents/peers.py) go with the
+    source: a source replayed again under the name starts from nothing stale."""
+    client, prefix = stack.redis(), f"f{uuid.uuid4().hex[:10]}"
+    frontiers = keys.frontiers(prefix)
+    try:
+        for name in ("a", "ab"):
+            assert not register(client, prefix, name, 20).refused
+        client.hset(frontiers, mapping={"0:a": 1, "3:a": 2, "0:ab": 3, "1:b:a": 4})
+        deregister(client, prefix, "a")
+        delete_state(client, prefix, "a")
+        assert {_text(f) for f in client.hkeys(frontiers)} == {"0:ab", "1:b:a"}
+    finally:
+        client.delete(frontiers, keys.registry(prefix), keys.sources(prefix))

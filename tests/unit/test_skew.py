@@ -140,3 +140,51 @@ def test_a_later_part_extends_what_is_held() -> None:
     assert part.first_over({"r": 20 * HOUR_MS, "live": 80 * HOUR_MS}) == 7
     assert part.first_over({"r": 5 * HOUR_MS}) == 5
     assert part.first_over({"r": 20 * HOUR_MS}) is None
+
+
+# -- Other workers' partitions (agents/peers.py) ------------------------------------------
+
+
+def test_another_workers_partition_behind_bounds_these_as_a_slowest_one_would() -> None:
+    guard = SkewGuard(bound_ms=6 * HOUR_MS)
+    shards = {("r", 0): [ev(0, 1), ev(1, 5), ev(2, 20)], ("r", 1): [ev(0, 3), ev(1, 30)]}
+    # Partition 7 (another worker's) stands at hour 10: nothing past hour 16 goes.
+    assert guard.cuts(held(shards), behind=set(), peers={("r", 7): 10 * HOUR_MS}) == {
+        0: 2,
+        1: 1,
+    }
+    # Another source's standing bounds nothing of this one.
+    assert guard.cuts(held(shards), behind=set(), peers={("x", 7): 0}) == {}
+
+
+def test_another_workers_partition_behind_with_nothing_published_holds_everything() -> None:
+    guard = SkewGuard(bound_ms=6 * HOUR_MS)
+    shards = {("r", 0): [ev(4, 1)], ("r", 1): [ev(9, 2)]}
+    assert guard.cuts(held(shards), behind=set(), peers_waiting=True) == {0: 4, 1: 9}
+
+
+def test_where_a_shard_stands_is_its_first_held_event_else_the_latest_let_through() -> None:
+    guard = SkewGuard(bound_ms=6 * HOUR_MS)
+    parts = held({("r", 0): [ev(0, 1), ev(1, 2)], ("r", 1): [ev(0, 5)], ("s", 1): [ev(1, 7)]})
+    guard.let_through([parts[0]])
+    # Partition 0 holds nothing now: the latest let through. Partition 1: its first held
+    # event per source, not the latest held (another worker's batch is applied apart).
+    rest = held({("r", 1): [ev(0, 5), ev(2, 9)], ("s", 1): [ev(1, 7)]})
+    assert guard.next_times(rest) == {
+        ("r", 0): 2 * HOUR_MS,
+        ("r", 1): 5 * HOUR_MS,
+        ("s", 1): 7 * HOUR_MS,
+    }
+    # Held again after a later let-through: what is held decides, not the older head.
+    guard.let_through([held({("r", 1): [ev(0, 9)]})[1]])
+    assert guard.next_times(held({("r", 1): [ev(3, 4)]}))[("r", 1)] == 4 * HOUR_MS
+
+
+def test_first_times_skip_refused_messages_at_the_head() -> None:
+    plan = Plan()
+    msgs = [Consumed("t", 0, o, b"k", b"v") for o in range(3)]
+    reject(plan, msgs[0], "r", ContractError(MALFORMED_JSON, "x"))
+    plan.add("r", 0, ev(1, 6))
+    plan.add("r", 0, ev(2, 3))
+    part = by_partition(PreparedBatch(msgs, plan, now_ms=0))[0]
+    assert part.first_times() == {"r": 6 * HOUR_MS}
