@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from agents.applier import BatchApplier
 from agents.batch import PreparedBatch
 from agents.holdback import HoldBack
-from agents.kafka_records import consumed, consumer_options
+from agents.kafka_records import consumed, consumer_options, offsets_client_options
 from agents.metrics import WorkerMetrics
 from agents.peers import Peers
 from agents.progress import commit_applied, report_lag
@@ -40,6 +40,7 @@ log = logging.getLogger("demandmon.worker")
 CHECK_EVERY_S = REFRESH_EVERY_S
 COMMIT_EVERY_S = 5.0  # Kafka's committed offsets are for tools only (lag, group views)
 REVOKE_WAIT_S = 10.0
+PEER_WAIT_MS = 5
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -70,7 +71,12 @@ class EventConsumer(mode.Service):
         # prepared and not applied (one holding a batch's worth is paused); and each
         # partition's next offset to deliver.
         self.holdback = HoldBack(settings.partition_skew_s * 1000)
-        self.peers = Peers(applier.store.client, settings.key_prefix, settings.events_topic)
+        self.peers = Peers(
+            applier.store.client,
+            settings.key_prefix,
+            settings.events_topic,
+            offsets_client_options(settings),
+        )
         self._next: dict[int, int] = {}
         # Each seek counts; a fetch prepared while a partition was sought again (a
         # rebalance or rewind between the fetch and its use) is dropped for it.
@@ -90,6 +96,7 @@ class EventConsumer(mode.Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
+        await self.peers.stop()
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -203,7 +210,10 @@ class EventConsumer(mode.Service):
         applying: asyncio.Task[dict[int, int | None]] | None = None
         while not self.should_stop:
             records = await self.consumer.getmany(
-                timeout_ms=within_ms, max_records=self.settings.batch_max
+                # Held back while other workers are there: look again soon, since what
+                # lets it through is their progress, not a fetch (agents/peers.py).
+                timeout_ms=PEER_WAIT_MS if self.holdback.held and self.peers.others else within_ms,
+                max_records=self.settings.batch_max,
             )
             fetched = self._seeks
             # Partitions not yet taken (assignment still reading Redis) are read again
@@ -236,8 +246,9 @@ class EventConsumer(mode.Service):
                 await self._finish(applying)  # a rewind seeks: _current drops what it read
                 applying = None
             mine = {tp.partition for tp in self.consumer.assignment()}
-            await self.peers.refresh(self.consumer, mine, self.holdback.next_times)
+            await self.peers.refresh(self.consumer, mine)
             prepared = self._hold_back(self._current(prepared, fetched))
+            await self.peers.publish(self.holdback.next_times)
             if prepared is not None:
                 applying = asyncio.ensure_future(self._apply(prepared))
             if time.monotonic() - self._last_check >= CHECK_EVERY_S:

@@ -40,3 +40,14 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "max_partition_fetch_bytes": max(1024 * 1024, settings.max_message_bytes * 4),
         **kafka_security(settings),
     }
+
+
+def offsets_client_options(settings: Settings) -> dict[str, Any]:
+    """A consumer that never joins the group nor fetches: end offsets only."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": None,
+        "client_id": "demandmon-worker-offsets",
+        "enable_auto_commit": False,
+        **kafka_security(settings),
+    }

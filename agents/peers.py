@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -38,26 +39,43 @@ class PeerView:
 
 
 class Peers:
-    def __init__(self, client: AsyncRedis, prefix: str, topic: str) -> None:
+    def __init__(self, client: AsyncRedis, prefix: str, topic: str, kafka: dict[str, Any]) -> None:
+        """``kafka``: options of a Kafka client of its own for end offsets. The worker's
+        consumer would queue each request behind a fetch waiting for data (up to half a
+        second) whenever one of its partitions is caught up."""
         self.client, self.prefix, self.topic = client, prefix, topic
+        self.kafka = kafka
+        self._offsets: AIOKafkaConsumer | None = None
         self.view = PeerView()
+        self.others = False  # whether other workers hold partitions of the topic
+        self._mine: set[int] = set()
 
-    async def refresh(
-        self, consumer: AIOKafkaConsumer, mine: set[int], frontier: Callable[[], dict[Shard, int]]
-    ) -> None:
-        """Publish this worker's frontiers and read the others'. Called after every fetch
-        and before what it fetched is let through: a view older than the fetch could miss
+    async def stop(self) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+
+    async def _end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self._offsets is None:
+            # Made inside the running loop, as aiokafka needs; it never joins the group.
+            offsets = AIOKafkaConsumer(**self.kafka)
+            await offsets.start()
+            self._offsets = offsets
+        ends: dict[TopicPartition, int] = await self._offsets.end_offsets(tps)
+        return ends
+
+    async def refresh(self, consumer: AIOKafkaConsumer, mine: set[int]) -> None:
+        """Read where the other workers' partitions stand. Called after every fetch and
+        before what it fetched is let through: a view older than the fetch could miss
         events that reached another worker's partitions meanwhile (a replay starting)."""
         everyone = consumer.partitions_for_topic(self.topic) or set()
         others = set(everyone) - mine
+        self.others, self._mine = bool(others), mine
         if not others:
             self.view = PeerView()
             return
         try:
-            ours = {shard: t for shard, t in frontier().items() if shard[1] in mine}
-            await frontiers.publish(self.client, self.prefix, ours)
             tps = [TopicPartition(self.topic, p) for p in sorted(others)]
-            ends = await asyncio.wait_for(consumer.end_offsets(tps), END_OFFSETS_WAIT_S)
+            ends = await asyncio.wait_for(self._end_offsets(tps), END_OFFSETS_WAIT_S)
             applied, published = await frontiers.read(self.client, self.prefix, others)
         except Exception as exc:
             # Nothing is let through on a view that could be older than the fetch.
@@ -70,6 +88,18 @@ class Peers:
             {shard: t for shard, t in published.items() if shard[1] in behind},
             bool(behind - seen),
         )
+
+    async def publish(self, standing: Callable[[], dict[Shard, int]]) -> None:
+        """Where this worker's partitions stand now (after letting a batch through, so
+        the others move on at once). A failure leaves older, lower figures: the others
+        only hold back more."""
+        if not self.others:
+            return
+        try:
+            ours = {shard: t for shard, t in standing().items() if shard[1] in self._mine}
+            await frontiers.publish(self.client, self.prefix, ours)
+        except Exception as exc:
+            log.info("publishing the frontiers failed (%s)", type(exc).__name__)
 
     async def taken(self, partitions: set[int]) -> None:
         """These partitions are this worker's now, read from where Redis holds them: what

@@ -122,11 +122,16 @@ def _applied(port: int) -> float:
     return samples.get(("demand_worker_events_applied_total", ()), 0.0)
 
 
-def test_two_workers_keep_together_while_one_is_stopped(pipeline: Pipeline, tmp_path: Path) -> None:
-    """Two workers share the partitions, and one is stopped (SIGSTOP: a frozen VM, a long
-    pause) for less than the session timeout while the whole stream arrives: the other
-    must not run so far ahead in event time that the stopped one's events turn too late
-    when it goes on. Partitions held by different workers are kept together too."""
+@pytest.mark.parametrize("fault", ["stopped", "killed"])
+def test_two_workers_keep_together_while_one_is_stopped_or_killed(
+    pipeline: Pipeline, tmp_path: Path, fault: str
+) -> None:
+    """Two workers share the partitions while the whole stream arrives, and one is
+    ``stopped`` (SIGSTOP: a frozen VM, a long pause) for less than the session timeout,
+    or ``killed`` (SIGKILL, not restarted: the other takes its partitions over after the
+    session timeout). The other must not run so far ahead in event time that the first
+    one's events turn too late when they are applied: partitions held by different
+    workers are kept together too."""
     path, n, expected = _sparse_stream(tmp_path)
     partitions = int(pipeline.env["DEMANDMON_PARTITIONS"])
     ports = [free_port(), free_port()]
@@ -139,13 +144,13 @@ def test_two_workers_keep_together_while_one_is_stopped(pipeline: Pipeline, tmp_
         return bool(a) and bool(b) and not a & b and len(a | b) == partitions
 
     wait_for(lambda: (_partitions(ports[0]), _partitions(ports[1])), shared, 60, "a 2-way split")
-    stopped = workers[1]
-    stopped.send_signal(signal.SIGSTOP)
+    faulty = workers[1]
+    faulty.send_signal(signal.SIGSTOP if fault == "stopped" else signal.SIGKILL)
     try:
         since = time.monotonic()
         pipeline.run("replay", str(path), "--source", SOURCE, "--quiet")
         # The running worker applies what it may; it is given until it rests a second,
-        # within 6 s of the stop (the session timeout is 10 s: no rebalance).
+        # within 6 s of the fault (the session timeout is 10 s: no rebalance yet).
         seen, rested = -1.0, time.monotonic()
         while time.monotonic() - since < 6.0 and time.monotonic() - rested < 1.0:
             now = _applied(ports[0])
@@ -153,5 +158,8 @@ def test_two_workers_keep_together_while_one_is_stopped(pipeline: Pipeline, tmp_
                 seen, rested = now, time.monotonic()
             time.sleep(0.1)
     finally:
-        stopped.send_signal(signal.SIGCONT)
+        if fault == "stopped":
+            faulty.send_signal(signal.SIGCONT)
     _exact(pipeline, n, expected)
+    if fault == "killed":
+        assert _partitions(ports[0]) == set(range(partitions)), "no takeover"
