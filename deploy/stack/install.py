@@ -52,6 +52,20 @@ def kafka_libs_dir() -> Path:
     return cache / "demandmon" / f"kafka-{KAFKA_VERSION}" / "libs"
 
 
+def storage_format_args(cluster_id: str, props: Path) -> list[str]:
+    """Kafka's storage tool formatting the log directory. The id is joined to its option:
+    a random id starts with "-" once in 64 (URL-safe base64), which the tool's parser
+    would take for an option and refuse."""
+    return [
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "--ignore-formatted",
+        f"--cluster-id={cluster_id}",
+        f"--config={props}",
+    ]
+
+
 def ensure_kafka_jars(log_path: Path) -> Path:
     """Resolve the broker's runtime classpath from Maven Central once, into a cache."""
     libs = kafka_libs_dir()

@@ -29,6 +29,7 @@ import yaml
 
 from deploy.secrets.folder import KAFKA_USERS, METRICS_USER, WEB_USER, SecretsLayout
 from deploy.secrets.pki import subject_dn
+from deploy.stack.install import storage_format_args
 from deploy.stack.layout import SASL_MECHANISM, StackState
 from deploy.stack.web import BasicAuth, request, ssl_context
 
@@ -93,16 +94,7 @@ def kafka_format_argfile(state: StackState, props: Path) -> str:
     """A java ``@argfile`` running the storage tool's format with the SCRAM users, so that
     their passwords never appear on a command line (``ps``)."""
     s = state.secrets()
-    argv = [
-        "kafka.tools.StorageTool",
-        "format",
-        "--standalone",
-        "--ignore-formatted",
-        "-t",
-        state.kafka_cluster_id,
-        "-c",
-        str(props),
-    ]
+    argv = storage_format_args(state.kafka_cluster_id, props)
     for user in KAFKA_USERS:
         password = s.read(s.kafka_password(user))
         argv += ["--add-scram", f"{SASL_MECHANISM}=[name={user},password={password}]"]

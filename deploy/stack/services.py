@@ -16,7 +16,7 @@ import redis
 
 from deploy.secrets.files import replace_private
 from deploy.stack import secure
-from deploy.stack.install import kafka_libs_dir
+from deploy.stack.install import kafka_libs_dir, storage_format_args
 from deploy.stack.layout import StackLayout, StackState, marker
 from deploy.stack.monitoring import (
     ALERTMANAGER_TEMPLATE,
@@ -119,16 +119,7 @@ def start_kafka(layout: StackLayout, state: StackState) -> subprocess.Popen[byte
     log4j.write_text(KAFKA_LOG4J)
     java = ["java", "-Xms512m", "-Xmx512m", "-XX:+UseG1GC", "-cp", f"{libs}/*"]
     log = layout.log("kafka")
-    fmt_args = [
-        "kafka.tools.StorageTool",
-        "format",
-        "--standalone",
-        "--ignore-formatted",
-        "-t",
-        state.kafka_cluster_id,
-        "-c",
-        str(props),
-    ]
+    fmt_args = storage_format_args(state.kafka_cluster_id, props)
     argfile = state.secrets().folder / "kafka-format.args" if state.secure else None
     if argfile is not None:
         # The SCRAM users' passwords go in a 0600 java @argfile, not on the command line.
