@@ -5,6 +5,7 @@ and reads the others' with how far Redis says they are applied (agents/peers.py)
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from demandmon.clients import AsyncRedis
 from demandmon.state import keys
@@ -48,9 +49,16 @@ async def read(
     pipe.hgetall(keys.frontiers(prefix))
     applied, published = await pipe.execute()
     positions = {p: -1 if raw is None else int(raw) for p, raw in zip(parts, applied, strict=True)}
+    return positions, parse(published, positions)
+
+
+def parse(published: Mapping[Any, Any], partitions: Collection[int]) -> dict[Shard, int]:
+    """The hash's fields of these partitions; a field or value of another shape is left
+    out (nothing but workers write it, but a bad entry must not stop one)."""
     frontiers: dict[Shard, int] = {}
     for field, value in published.items():
         shard = _shard(field)
-        if shard is not None and shard[1] in positions:
-            frontiers[shard] = int(value)
-    return positions, frontiers
+        text = _text(value) if isinstance(value, bytes | str) else ""
+        if shard is not None and shard[1] in partitions and text.isascii() and text.isdigit():
+            frontiers[shard] = int(text)
+    return frontiers
