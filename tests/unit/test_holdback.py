@@ -7,41 +7,9 @@ import logging
 
 import pytest
 
-from agents.batch import Consumed, Plan, PreparedBatch
+from agents.batch import PreparedBatch
 from agents.holdback import STALL_S, HoldBack
-from demandmon.state.record import EVENT, Entry
-
-HOUR_MS = 3_600_000
-
-
-def ev(offset: int, hour: int) -> Entry:
-    return [
-        offset,
-        EVENT,
-        f"e{offset}",
-        "i",
-        "created",
-        hour * HOUR_MS,
-        "NE",
-        "",
-        "",
-        "",
-        "",
-        "",
-        0,
-    ]
-
-
-def batch(shards: dict[tuple[str, int], list[Entry]]) -> PreparedBatch:
-    """The shards' entries as one prepared batch, one message per entry."""
-    plan = Plan()
-    messages = []
-    for (source, p), entries in shards.items():
-        for e in entries:
-            plan.add(source, p, e)
-            messages.append(Consumed("t", p, int(str(e[0])), b"k", b"v"))
-    messages.sort(key=lambda m: (m.partition, m.offset))
-    return PreparedBatch(messages, plan, now_ms=0)
+from tests.prepared import HOUR_MS, batch, ev
 
 
 def offsets(prepared: PreparedBatch | None) -> list[tuple[int, int]]:

@@ -6,41 +6,15 @@ from __future__ import annotations
 from agents.batch import Consumed, Plan, PreparedBatch, reject
 from agents.held import FirstEvent, PartitionHeld, by_partition, joined
 from agents.skew import SkewGuard
-from demandmon.state.record import EVENT, Entry
+from demandmon.state.record import Entry
 from schemas import ContractError
 from schemas.vocabulary import MALFORMED_JSON
-
-HOUR_MS = 3_600_000
-
-
-def ev(offset: int, hour: int) -> Entry:
-    return [
-        offset,
-        EVENT,
-        f"e{offset}",
-        "i",
-        "created",
-        hour * HOUR_MS,
-        "NE",
-        "",
-        "",
-        "",
-        "",
-        "",
-        0,
-    ]
+from tests.prepared import HOUR_MS, batch, ev
 
 
 def held(shards: dict[tuple[str, int], list[Entry]]) -> dict[int, PartitionHeld]:
     """The shards' entries as prepared parts, one message per entry."""
-    plan = Plan()
-    messages = []
-    for (source, p), entries in shards.items():
-        for e in entries:
-            plan.add(source, p, e)
-            messages.append(Consumed("t", p, int(str(e[0])), b"k", b"v"))
-    messages.sort(key=lambda m: (m.partition, m.offset))
-    return by_partition(PreparedBatch(messages, plan, now_ms=0))
+    return by_partition(batch(shards))
 
 
 def test_nothing_is_cut_when_every_partition_is_caught_up() -> None:
