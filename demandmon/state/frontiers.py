@@ -13,18 +13,9 @@ from demandmon.state import keys
 Shard = tuple[str, int]  # (source, partition)
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _shard(field: bytes | str) -> Shard | None:
-    partition, _, source = _text(field).partition(":")
-    return (source, int(partition)) if partition.isdigit() and source else None
-
-
 async def publish(client: AsyncRedis, prefix: str, frontiers: Mapping[Shard, int]) -> None:
     if frontiers:
-        mapping = {f"{p}:{source}": t for (source, p), t in frontiers.items()}
+        mapping = {keys.source_field(p, source): t for (source, p), t in frontiers.items()}
         await client.hset(keys.frontiers(prefix), mapping=mapping)  # type: ignore[arg-type]
 
 
@@ -33,7 +24,9 @@ async def forget(client: AsyncRedis, prefix: str, partitions: Collection[int]) -
     longer where they are."""
     key = keys.frontiers(prefix)
     names = await client.hkeys(key)
-    gone = [n for n in names if (shard := _shard(n)) is not None and shard[1] in partitions]
+    gone = [
+        n for n in names if (shard := keys.field_shard(n)) is not None and shard[1] in partitions
+    ]
     if gone:
         await client.hdel(key, *gone)
 
@@ -57,8 +50,10 @@ def parse(published: Mapping[Any, Any], partitions: Collection[int]) -> dict[Sha
     out (nothing but workers write it, but a bad entry must not stop one)."""
     frontiers: dict[Shard, int] = {}
     for field, value in published.items():
-        shard = _shard(field)
-        text = _text(value) if isinstance(value, bytes | str) else ""
+        shard = keys.field_shard(field)
+        text = (
+            value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else ""
+        )
         if shard is not None and shard[1] in partitions and text.isascii() and text.isdigit():
             frontiers[shard] = int(text)
     return frontiers

@@ -67,6 +67,19 @@ def positions(prefix: str) -> str:
     return f"{prefix}:pos"
 
 
+def source_field(partition: int, source: str) -> str:
+    """The ``P:source`` field of the positions and frontiers hashes."""
+    return f"{partition}:{source}"
+
+
+def field_shard(field: bytes | str) -> tuple[str, int] | None:
+    """A ``P:source`` field as (source, partition); None for a field of another shape
+    (``positions`` also holds plain ``P`` fields)."""
+    text = field.decode() if isinstance(field, bytes) else field
+    partition, _, source = text.partition(":")
+    return (source, int(partition)) if partition.isdigit() and source else None
+
+
 def frontiers(prefix: str) -> str:
     """Where in event time each partition stands, as the worker holding it published:
     field ``P:source`` is the time (ms) of the next event of that source it will apply from

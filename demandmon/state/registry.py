@@ -150,10 +150,9 @@ def glob_escape(text: str) -> str:
 def _fields_of(client: SyncRedis, key: str, name: str) -> list[str]:
     """The ``P:<name>`` fields of a hash kept per partition and source."""
     return [
-        field_name
+        _text(raw)
         for raw, _ in client.hscan_iter(key, match=f"*:{glob_escape(name)}", count=SCAN_COUNT)
-        for field_name in [_text(raw)]
-        if field_name.partition(":")[0].isdigit() and field_name.partition(":")[2] == name
+        if (shard := keys.field_shard(raw)) is not None and shard[0] == name
     ]
 
 
@@ -167,7 +166,7 @@ def delete_state(client: SyncRedis, prefix: str, name: str) -> Removed:
     pos_key, frontiers_key = keys.positions(prefix), keys.frontiers(prefix)
     position_fields = _fields_of(client, pos_key, name)
     parts = {int(_text(p)) for p in client.smembers(keys.partitions(prefix, name))}
-    parts |= {int(f.partition(":")[0]) for f in position_fields}
+    parts |= {shard[1] for f in position_fields if (shard := keys.field_shard(f))}
     removed.partitions = sorted(parts)
     for partition in removed.partitions:
         pattern = glob_escape(keys.shard(prefix, name, partition)) + "*"

@@ -205,7 +205,7 @@ class StateStore:
         for partition, (offset, shard_offsets) in positions.items():
             mapping[str(partition)] = offset
             for source, held in shard_offsets.items():
-                mapping[f"{partition}:{source}"] = held
+                mapping[keys.source_field(partition, source)] = held
         marks = {source: wm for source, wm in watermarks.items() if wm >= 0}
         pipe = self.client.pipeline(transaction=False)
         if mapping:
@@ -240,7 +240,7 @@ class StateStore:
         for source in sources:
             base = self._base(source, partition)
             pipe.hget(base + keys.META, META_OFFSET)
-            pipe.hget(pos_key, f"{partition}:{source}")
+            pipe.hget(pos_key, keys.source_field(partition, source))
             pipe.hkeys(base + keys.LATE)
         replies = await pipe.execute()
         position = _int(replies[0])

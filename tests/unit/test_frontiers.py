@@ -1,19 +1,21 @@
-"""demandmon/state/frontiers.py: the field names of the shared frontiers hash."""
+"""demandmon/state/frontiers.py and keys.field_shard: the shared frontiers hash's fields
+(``P:source``, as in the positions hash) and values."""
 
 from __future__ import annotations
 
-from demandmon.state.frontiers import _shard, parse
+from demandmon.state.frontiers import parse
+from demandmon.state.keys import field_shard
 
 
 def test_a_field_is_the_partition_then_the_source() -> None:
-    assert _shard(b"12:rep-2023") == ("rep-2023", 12)
-    assert _shard("0:live") == ("live", 0)
-    assert _shard("3:a:b") == ("a:b", 3)  # only the first colon separates
+    assert field_shard(b"12:rep-2023") == ("rep-2023", 12)
+    assert field_shard("0:live") == ("live", 0)
+    assert field_shard("3:a:b") == ("a:b", 3)  # only the first colon separates
 
 
 def test_a_field_of_another_shape_is_ignored_not_raised_on() -> None:
     for bad in (b"", b"rep", b":rep", b"x:rep", b"-1:rep", b"4:"):
-        assert _shard(bad) is None
+        assert field_shard(bad) is None
 
 
 def test_only_well_formed_entries_of_the_partitions_asked_are_read() -> None:
